@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Set-up for a fresh machine that has only python3.
+
+    python3 bootstrap.py vault   # make .venv, install Custody, create ./custody-data, start it
+    python3 bootstrap.py test    # make .venv, install Custody with test tools, run every test
+
+Works without pip or ensurepip (as on a bare Debian python3): it makes the virtualenv without
+pip, then fetches pip's wheel from PyPI and runs it from the wheel. Uses only the stdlib.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+STAMP = VENV / ".custody-installed"
+
+
+def run(*args: str | Path, **kwargs: object) -> None:
+    subprocess.run([str(a) for a in args], check=True, **kwargs)  # type: ignore[call-overload]
+
+
+def _has_pip() -> bool:
+    return subprocess.run([str(PY), "-m", "pip", "--version"], capture_output=True).returncode == 0
+
+
+def _bootstrap_pip() -> None:
+    """Fetch pip's wheel from PyPI and install pip with it (a wheel runs as a zip app)."""
+    with urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60) as resp:  # noqa: S310
+        release = json.load(resp)
+    wheel = next(u for u in release["urls"] if u["filename"].endswith(".whl"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / wheel["filename"]
+        urllib.request.urlretrieve(wheel["url"], path)  # noqa: S310
+        run(PY, f"{path}/pip", "install", "--quiet", "pip")
+
+
+def ensure_venv(extras: str) -> None:
+    if not PY.exists():
+        print(f"creating {VENV.relative_to(ROOT)} ...", flush=True)
+        try:
+            venv.create(VENV, with_pip=True)
+        except (subprocess.CalledProcessError, OSError):
+            venv.create(VENV, with_pip=False, clear=True)  # Debian without python3-venv/pip
+    if not _has_pip():
+        _bootstrap_pip()
+    wanted = f"{extras}:{(ROOT / 'pyproject.toml').stat().st_mtime_ns}"
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    print("installing Custody and its dependencies ...", flush=True)
+    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--upgrade", "pip")
+    target = f".[{extras}]" if extras else "."
+    run(
+        PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", target, cwd=ROOT
+    )
+    STAMP.write_text(wanted)
+
+
+def vault() -> int:
+    ensure_venv("")
+    custody = str(BIN / "custody")
+    env = dict(os.environ)
+    env.setdefault("CUSTODY_HOME", str(Path.cwd() / "custody-data"))
+    db = Path(env["CUSTODY_HOME"]) / "custody.db"
+    if "CUSTODY_DATABASE_URL" not in env and not db.exists():
+        print(
+            "No vault yet: creating one in ./custody-data. Choose an unseal passphrase "
+            "(12+ characters).",
+            flush=True,
+        )
+        if subprocess.run([custody, "init"], env=env).returncode != 0:
+            return 2
+    return subprocess.run([custody, "start"], env=env).returncode
+
+
+def test(args: list[str]) -> int:
+    ensure_venv("test")
+    return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1] not in ("vault", "test"):
+        print(__doc__)
+        return 2
+    if sys.argv[1] == "vault":
+        return vault()
+    return test(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

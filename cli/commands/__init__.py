@@ -1,0 +1,1 @@
+"""Command groups of the `custody` CLI, one module per resource."""

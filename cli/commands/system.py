@@ -1,0 +1,314 @@
+"""Vault-wide commands: init, unseal, db upgrade, recover."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from cli.common import json_option, print_json, settings, unseal, with_store
+
+
+@click.command()
+@click.option(
+    "--shares",
+    type=int,
+    default=None,
+    help="Split a random unseal secret into this many SLIP-39 shares.",
+)
+@click.option("--threshold", type=int, default=None, help="Shares needed to unseal.")
+@json_option
+def init(shares: int | None, threshold: int | None, as_json: bool) -> None:
+    """Create a new vault: database, root key and vault identity.
+
+    The unseal passphrase is asked twice (or read from CUSTODY_UNSEAL_FILE /
+    CUSTODY_UNSEAL_PASSPHRASE). With --shares N --threshold K, no passphrase: the unseal
+    secret is random and printed once as N shares, any K of which unseal the vault.
+    """
+    from vault.errors import InvalidInput
+    from vault.store import init_vault
+
+    conf = settings()
+    if (shares is None) != (threshold is None):
+        raise InvalidInput("--shares and --threshold go together", field="shares")
+    passphrase = None
+    if shares is None:
+        passphrase = _new_passphrase(conf)
+    weak = os.environ.get("CUSTODY_ALLOW_WEAK_KDF") == "1"
+    result = init_vault(
+        conf,
+        passphrase=passphrase,
+        shares=(threshold, shares) if shares and threshold else None,
+        weak_kdf=weak,
+    )
+    if as_json:
+        print_json(
+            {
+                "vault_id": result.vault_id,
+                "recipient": result.recipient,
+                "shares": result.shares,
+                "database": _display_url(conf.database_url),
+            }
+        )
+        return
+    click.echo(f"Vault created in {_display_url(conf.database_url)}")
+    click.echo(f"vault recipient: {result.recipient}")
+    if weak:
+        click.echo("WARNING: weak KDF parameters (CUSTODY_ALLOW_WEAK_KDF=1) - tests only", err=True)
+    if result.shares:
+        click.echo(
+            f"\nUnseal shares: any {threshold} of these {shares} open the vault. Give each "
+            "to a different person;\nthey are shown only now.\n"
+        )
+        for number, share in enumerate(result.shares, start=1):
+            click.echo(f"share {number}: {share}")
+
+
+def _new_passphrase(conf: object) -> str:
+    from cli.common import prompt_hidden
+
+    if os.environ.get("CUSTODY_UNSEAL_FILE"):
+        return Path(os.environ["CUSTODY_UNSEAL_FILE"]).read_text(encoding="utf-8").rstrip("\r\n")
+    if os.environ.get("CUSTODY_UNSEAL_PASSPHRASE"):
+        return os.environ["CUSTODY_UNSEAL_PASSPHRASE"]
+    first = prompt_hidden("New unseal passphrase")
+    second = prompt_hidden("Repeat the passphrase")
+    if first != second:
+        from vault.errors import InvalidInput
+
+        raise InvalidInput("the two passphrases differ", field="passphrase")
+    return first
+
+
+def _display_url(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///") :]
+    # Never print a password that may sit in a PostgreSQL URL.
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@click.command("unseal")
+@click.option(
+    "--check",
+    is_flag=True,
+    required=True,
+    help="Only check that the passphrase or shares open the vault.",
+)
+@json_option
+@with_store
+def unseal_cmd(store: object, check: bool, as_json: bool) -> None:
+    """Check that the unseal passphrase or shares open this vault."""
+    keys = unseal(store)  # type: ignore[arg-type]
+    if as_json:
+        print_json({"unsealed": True, "vault_id": keys.vault_id, "recipient": str(keys.recipient)})
+    else:
+        click.echo(f"ok: the vault unseals (vault recipient {keys.recipient})")
+
+
+@click.group("db")
+def db_group() -> None:
+    """Database schema management."""
+
+
+@db_group.command("upgrade")
+@json_option
+def db_upgrade(as_json: bool) -> None:
+    """Migrate the database to this Custody's schema (creates it if needed)."""
+    from vault.db import engine as db
+
+    conf = settings()
+    engine = db.make_engine(conf.database_url, create_dirs=True)
+    try:
+        before, after = db.upgrade(engine)
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json({"from": before, "to": after})
+    elif before == after:
+        click.echo(f"schema already at {after}")
+    else:
+        click.echo(f"schema upgraded from {before or 'empty'} to {after}")
+
+
+@db_group.command("status")
+@json_option
+def db_status(as_json: bool) -> None:
+    """Show the database's schema revision and this Custody's."""
+    from vault.db import engine as db
+
+    conf = settings()
+    engine = db.make_engine(conf.database_url)
+    try:
+        current, head = db.current_revision(engine), db.head_revision()
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json({"current": current, "head": head, "up_to_date": current == head})
+    else:
+        click.echo(
+            f"database {current or 'empty'}, this Custody {head}"
+            + ("" if current == head else "  (run `custody db upgrade`)")
+        )
+
+
+@click.command()
+@click.option(
+    "--db",
+    "database",
+    required=True,
+    help="A copy of the SQLite file (or a database URL) to recover from.",
+)
+@click.option(
+    "--identity",
+    "identity_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The client's age identity file (passphrase-protected or plain).",
+)
+@click.option("--client", "client_name", required=True, help="The client to recover.")
+@click.option("--history", is_flag=True, help="Also print every earlier version of each secret.")
+@json_option
+def recover(
+    database: str, identity_file: Path, client_name: str, history: bool, as_json: bool
+) -> None:
+    """Print every record of one client from a database copy, with only the client's identity.
+
+    Needs no vault passphrase and no server; opens the database read-only.
+    """
+    from cli.commands.clients import load_identities
+    from vault.config import database_url_for
+    from vault.services.recovery import open_backup, recover_client
+
+    identities = load_identities(identity_file)
+    engine = open_backup(database_url_for(database))
+    try:
+        result = recover_client(engine, client_name, identities, with_history=history)
+    finally:
+        engine.dispose()
+    if as_json:
+        print_json(_recovered_json(result, history))
+        return
+    out = sys.stdout
+    out.write(f"# Client: {result.name}\n\n## Secrets ({len(result.secrets)})\n")
+    for s in result.secrets:
+        out.write(f"\n[{s.secret.title}]  kind={s.secret.kind}  version={s.version}\n")
+        for label, value in (
+            ("username", s.username),
+            ("url", s.secret.url),
+            ("password", s.value),
+            ("notes", s.notes),
+        ):
+            if value:
+                out.write(f"  {label}: {value}\n")
+        for link in result.links.get(s.secret.title, []):
+            for kind, name in link.items():
+                out.write(f"  opens {kind}: {name}\n")
+        if history:
+            for old in result.history.get(s.secret.title, []):
+                if old.version != s.version:
+                    out.write(f"  version {old.version} ({old.created_at:%Y-%m-%d}): {old.value}\n")
+    for kind, rows in result.inventory.items():
+        out.write(f"\n## {kind.capitalize()}s ({len(rows)})\n")
+        for row in rows:
+            out.write(f"\n[{row['name']}]\n")
+            for key, value in row.items():
+                if key != "name" and value not in (None, "", []):
+                    out.write(f"  {key}: {value}\n")
+
+
+def _recovered_json(result: object, history: bool) -> dict[str, object]:
+    from vault.services.recovery import RecoveredClient
+
+    assert isinstance(result, RecoveredClient)
+
+    def secret(s: object) -> dict[str, object]:
+        from vault.services.secrets import RevealedSecret
+
+        assert isinstance(s, RevealedSecret)
+        return {
+            "title": s.secret.title,
+            "kind": s.secret.kind,
+            "url": s.secret.url,
+            "tags": s.secret.tags,
+            "version": s.version,
+            "username": s.username,
+            "value": s.value,
+            "notes": s.notes,
+            "created_at": s.created_at,
+            "opens": result.links.get(s.secret.title, []),
+        }
+
+    data: dict[str, object] = {
+        "client": result.name,
+        "secrets": [secret(s) for s in result.secrets],
+    }
+    data.update({f"{k}s": v for k, v in result.inventory.items()})
+    if history:
+        data["history"] = {t: [secret(v) for v in vs] for t, vs in result.history.items()}
+    return data
+
+
+@click.command()
+@with_store
+def start(store: object) -> None:
+    """Unseal the vault and keep it running for this host's CLI (Ctrl-C to stop).
+
+    While it runs, `custody secret get` answers from the unsealed vault over a private
+    Unix socket ($CUSTODY_HOME/custody.sock, only your user can connect) without asking
+    for the passphrase again. Stopping it seals the vault.
+    """
+    import signal
+
+    from vault.agent import socket_path
+    from vault.agent_server import serve
+
+    keys = unseal(store)  # type: ignore[arg-type]
+    path = socket_path(settings().home)
+
+    def ready() -> None:
+        click.echo(f"Custody vault unsealed (vault recipient {keys.recipient})")
+        click.echo(f"agent listening on {path}; Ctrl-C to stop and seal")
+        click.echo("try: custody client list | custody secret get CLIENT TITLE", err=True)
+
+    def terminate(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        serve(path, store, keys, ready=ready)  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        click.echo("stopped; the vault is sealed", err=True)
+
+
+@click.command()
+@json_option
+def status(as_json: bool) -> None:
+    """Show whether the vault agent is running and where the data lives."""
+    from vault.agent import AgentUnavailable, call, socket_path
+
+    conf = settings()
+    path = socket_path(conf.home)
+    try:
+        info = call(path, "ping")
+        running = True
+    except AgentUnavailable:
+        info, running = None, False
+    data = {
+        "database": _display_url(conf.database_url),
+        "agent": running,
+        "socket": str(path),
+        **(info or {}),
+    }
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"database  {data['database']}")
+    state = f"running (unsealed), pid {data['pid']}" if running else "not running (sealed)"
+    click.echo(f"agent     {state}")
+
+
+COMMANDS = [init, unseal_cmd, start, status, db_group, recover]

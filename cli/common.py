@@ -1,0 +1,124 @@
+"""Helpers shared by the CLI commands: opening the store, unsealing, printing."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
+from functools import wraps
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from vault.keys import KeyRing
+    from vault.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(func: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
+
+
+def operator_actor() -> str:
+    """Who is acting on a local store: the operating-system user at this machine."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        user = str(os.getuid())
+    return f"operator:{user}"
+
+
+def settings() -> Any:
+    from vault.config import Settings
+
+    return Settings.from_env()
+
+
+def open_store() -> Store:
+    from vault.store import Store
+
+    return Store.open(settings())
+
+
+def prompt_hidden(label: str) -> str:
+    if not sys.stdin.isatty():
+        from vault.errors import UnsealError
+
+        raise UnsealError(
+            f"{label.lower()} needed: no terminal to ask on (set CUSTODY_UNSEAL_FILE)"
+        )
+    return click.prompt(label, hide_input=True, err=True)
+
+
+def unseal(store: Store) -> KeyRing:
+    from vault.store import unseal_secret_from
+
+    meta = store.meta()
+    secret = unseal_secret_from(meta, store.settings, env=dict(os.environ), prompt=prompt_hidden)
+    return store.unseal(secret)
+
+
+def read_value_from_stdin() -> str:
+    data = sys.stdin.read()
+    # One trailing newline is the terminator of `echo`/`printf '%s\n'`, not part of the value.
+    if data.endswith("\r\n"):
+        data = data[:-2]
+    elif data.endswith("\n"):
+        data = data[:-1]
+    return data
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=_default, ensure_ascii=False))
+
+
+def print_table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, header_style="bold", show_lines=False)
+    for header in headers:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    Console().print(table)
+
+
+def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:
+    pairs = [(k, v) for k, v in pairs if v not in (None, "", [])]
+    width = max((len(k) for k, _ in pairs), default=0)
+    for key, value in pairs:
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        click.echo(f"{key.ljust(width)}  {value}")
+
+
+def iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def with_store(func: F) -> F:
+    """Closes the store's engine when the command ends."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        store = open_store()
+        try:
+            return func(store, *args, **kwargs)
+        finally:
+            store.engine.dispose()
+
+    return wrapper  # type: ignore[return-value]

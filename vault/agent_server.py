@@ -1,0 +1,164 @@
+"""The serving half of the local vault agent (see ``vault.agent`` for the protocol)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import pwd
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vault.agent import MAX_MESSAGE, AgentUnavailable, call, peer_uid
+from vault.errors import Conflict, CustodyError, InvalidInput
+from vault.keys import KeyRing
+from vault.services import Context
+from vault.store import Store
+
+log = logging.getLogger("custody.agent")
+
+Operation = Callable[[Context, dict[str, Any]], Any]
+
+
+def _secret_read(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    from vault.services.secrets import read_secret
+
+    version = args.get("version")
+    if version is not None and not isinstance(version, int):
+        raise InvalidInput("version must be a number", field="version")
+    s = read_secret(
+        ctx,
+        str(args.get("client", "")),
+        str(args.get("title", "")),
+        version=version,
+        reason=args.get("reason"),
+    )
+    return {
+        "title": s.secret.title,
+        "kind": s.secret.kind,
+        "version": s.version,
+        "username": s.username,
+        "url": s.secret.url,
+        "value": s.value,
+        "notes": s.notes,
+    }
+
+
+def _ping(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    keys = ctx.keyring()
+    return {"vault_id": keys.vault_id, "recipient": str(keys.recipient), "pid": os.getpid()}
+
+
+OPERATIONS: dict[str, Operation] = {"ping": _ping, "secret.read": _secret_read}
+
+
+class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, path: Path, store: Store, keys: KeyRing) -> None:
+        self.store, self.keys, self.path = store, keys, path
+        self.uid = os.getuid()
+        _claim_socket_path(path)
+        old_umask = os.umask(0o177)  # the socket is created 0600
+        try:
+            super().__init__(str(path), _Handler)
+        finally:
+            os.umask(old_umask)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def _claim_socket_path(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path.parent, 0o700)
+    if path.exists() or path.is_socket():
+        try:
+            call(str(path), "ping")
+        except AgentUnavailable:
+            path.unlink()  # a stale socket left by an agent that died
+        except CustodyError:
+            raise Conflict(f"an agent is already running at {path}") from None
+        else:
+            raise Conflict(f"an agent is already running at {path}")
+
+
+def _actor(uid: int) -> str:
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    return f"operator:{name}"
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: AgentServer
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        reply: dict[str, Any]
+        try:
+            uid = peer_uid(sock)
+            if uid != self.server.uid:
+                # Another local user: refuse, and say no more than that.
+                reply = _error("forbidden", "this agent serves another user")
+            else:
+                line = self.rfile.readline(MAX_MESSAGE + 1)
+                reply = self._dispatch(uid, line)
+        except Exception:  # noqa: BLE001 - never let a request kill the agent or leak a trace
+            log.exception("agent request failed")
+            reply = _error("error", "internal error in the agent")
+        self.wfile.write(json.dumps(reply).encode("utf-8") + b"\n")
+
+    def _dispatch(self, uid: int, line: bytes) -> dict[str, Any]:
+        if len(line) > MAX_MESSAGE:
+            return _error("invalid_input", "request too large")
+        try:
+            request = json.loads(line)
+            op = OPERATIONS[request["op"]]
+            args = request.get("args") or {}
+            if not isinstance(args, dict):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return _error("invalid_input", "malformed or unknown request")
+        try:
+            with self.server.store.context(_actor(uid), self.server.keys) as ctx:
+                return {"ok": True, "result": op(ctx, args)}
+        except CustodyError as exc:
+            return _error(exc.code, exc.message, exc.field)
+
+
+def _error(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message, "field": field}}
+
+
+def serve(
+    path: str | Path,
+    store: Store,
+    keys: KeyRing,
+    *,
+    ready: Callable[[], None] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Serve until interrupted (or until ``stop`` is set)."""
+    server = AgentServer(Path(path), store, keys)
+    try:
+        if ready is not None:
+            ready()
+        if stop is None:
+            server.serve_forever(poll_interval=0.5)
+        else:
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+            thread.start()
+            stop.wait()
+            server.shutdown()
+            thread.join()
+    finally:
+        server.server_close()

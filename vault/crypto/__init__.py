@@ -1,0 +1,1 @@
+"""Pure cryptography: age format, field AEAD, sealing, secret sharing."""

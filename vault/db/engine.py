@@ -1,0 +1,131 @@
+"""Engines, sessions and the schema-revision guard.
+
+SQLite is the embedded default: WAL journal (readers never block the writer), foreign keys
+on, and a busy timeout so a second process waits instead of failing. PostgreSQL is reached
+through ``postgresql+psycopg://``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+from vault.errors import NotInitialized, SchemaError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str, *, create_dirs: bool = False, read_only: bool = False) -> Engine:
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            if create_dirs:
+                Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            elif not Path(path).exists():
+                raise NotInitialized(f"no database at {path}: run `custody init` first")
+            if read_only:
+                # URI form opens the file read-only: recovery must never change a backup.
+                url = f"sqlite:///file:{path}?mode=ro&uri=true"
+        engine = create_engine(url, **kwargs)
+        _configure_sqlite(engine, read_only=read_only)
+        return engine
+    kwargs["pool_pre_ping"] = True
+    return create_engine(url, **kwargs)
+
+
+def _configure_sqlite(engine: Engine, *, read_only: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy issue BEGIN itself (pysqlite's own transaction handling defers it
+        # and breaks SAVEPOINTs); BEGIN IMMEDIATE below takes the write lock up front.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=10000")
+        if not read_only:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # IMMEDIATE: a writer takes the lock at BEGIN, so two processes never both read and
+        # then fail to upgrade to a write lock (SQLITE_BUSY mid-transaction).
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+# --- migrations ------------------------------------------------------------------------
+
+
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Bring the schema to head; returns (before, after)."""
+    from alembic import command
+
+    before = current_revision(engine)
+    known = _known_revisions()
+    if before is not None and before not in known:
+        raise SchemaError(
+            f"database schema revision {before} is newer than this Custody knows; "
+            "upgrade Custody instead of the database"
+        )
+    command.upgrade(_alembic_config(engine), "head")
+    return before, head_revision()
+
+
+def _known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    return {rev.revision for rev in script.walk_revisions()}
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to run on a database that is not exactly at our head revision."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        raise SchemaError("the database has no Custody schema: run `custody db upgrade`")
+    if current in _known_revisions():
+        raise SchemaError(
+            f"the database schema is at {current}, this Custody needs {head}: "
+            "run `custody db upgrade`"
+        )
+    raise SchemaError(
+        f"the database schema revision {current} is newer than this Custody ({head}); "
+        "upgrade Custody"
+    )

@@ -1,0 +1,279 @@
+"""The records, as SQLAlchemy 2.x declarative models.
+
+Plain columns are metadata a consultant searches by (titles, kinds, tags, dates). Every
+sensitive value lives in a ``*_ct`` column sealed by ``vault.crypto.fields`` with associated
+data naming client, record kind, record id, field and version (docs/crypto.md).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Explicit constraint names keep migrations identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware everywhere: stored as UTC; SQLite keeps naive text, so UTC is
+    re-attached on load."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime given to a UTC column")
+            value = value.astimezone(UTC)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+OWNER_KINDS = ("client", "consultancy", "third-party", "unknown")
+
+
+class VaultMeta(Base):
+    """One row: how the root key is sealed."""
+
+    __tablename__ = "vault_meta"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    vault_id: Mapped[str] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    seal_mode: Mapped[str] = mapped_column(String(16))  # "passphrase" | "shares"
+    share_threshold: Mapped[int | None] = mapped_column(Integer)
+    share_count: Mapped[int | None] = mapped_column(Integer)
+    kdf: Mapped[dict[str, Any]] = mapped_column(JSON)
+    sealed_root: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class VaultKey(Base):
+    """A key pair of the vault itself; the private half sealed under the root key."""
+
+    __tablename__ = "vault_keys"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    purpose: Mapped[str] = mapped_column(String(32))  # "identity" (X25519), later "log" (Ed25519)
+    public: Mapped[str] = mapped_column(Text)
+    sealed_private: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Client(Base):
+    __tablename__ = "clients"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    name_key: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    # The client key as an age v1 file, to the vault recipient and every escrow recipient.
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+
+    recipients: Mapped[list[Recipient]] = relationship(
+        back_populates="client", cascade="all, delete-orphan", order_by="Recipient.added_at"
+    )
+    contacts: Mapped[list[Contact]] = relationship(
+        back_populates="client", cascade="all, delete-orphan", order_by="Contact.name"
+    )
+
+
+class Contact(Base):
+    __tablename__ = "client_contacts"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(64))
+    role: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    client: Mapped[Client] = relationship(back_populates="contacts")
+
+
+class Recipient(Base):
+    """An escrow recipient of a client: an age X25519 or ssh-ed25519 public key."""
+
+    __tablename__ = "recipients"
+    __table_args__ = (UniqueConstraint("client_id", "recipient"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    recipient: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    label: Mapped[str | None] = mapped_column(String(200))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    client: Mapped[Client] = relationship(back_populates="recipients")
+
+
+class Secret(Base):
+    __tablename__ = "secrets"
+    __table_args__ = (UniqueConstraint("client_id", "title_key"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    title_key: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(32))
+    url: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    current_version: Mapped[int] = mapped_column(Integer, default=1)
+    exclusive: Mapped[bool] = mapped_column(Boolean, default=False)
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    rotate_after_use: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    versions: Mapped[list[SecretVersion]] = relationship(
+        back_populates="secret", cascade="all, delete-orphan", order_by="SecretVersion.version"
+    )
+
+
+class SecretVersion(Base):
+    """One immutable version of a secret's sensitive fields."""
+
+    __tablename__ = "secret_versions"
+    __table_args__ = (UniqueConstraint("secret_id", "version"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    secret_id: Mapped[str] = mapped_column(ForeignKey("secrets.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    value_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    username_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    notes_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    secret: Mapped[Secret] = relationship(back_populates="versions")
+
+
+class _InventoryMixin:
+    """Columns shared by vendors, domains and assets."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(300))
+    name_key: Mapped[str] = mapped_column(String(300))
+    owner_kind: Mapped[str] = mapped_column(String(16), default="unknown")
+    owner_name: Mapped[str | None] = mapped_column(String(300))
+    # Sensitive fields as one sealed JSON object; "revision" is its AEAD version.
+    private_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Vendor(_InventoryMixin, Base):
+    __tablename__ = "vendors"
+    __table_args__ = (
+        UniqueConstraint("client_id", "name_key"),
+        CheckConstraint(f"owner_kind IN {OWNER_KINDS!r}", name="owner_kind"),
+    )
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    website: Mapped[str | None] = mapped_column(Text)
+    renewal_date: Mapped[date | None] = mapped_column(Date)
+    support_contacts: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    twofa_location: Mapped[str] = mapped_column(String(32), default="unknown")
+
+
+class Domain(_InventoryMixin, Base):
+    __tablename__ = "domains"
+    __table_args__ = (
+        UniqueConstraint("client_id", "name_key"),
+        CheckConstraint(f"owner_kind IN {OWNER_KINDS!r}", name="owner_kind"),
+    )
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    registrar_id: Mapped[str | None] = mapped_column(
+        ForeignKey("vendors.id", ondelete="SET NULL"), index=True
+    )
+    registrant: Mapped[str | None] = mapped_column(String(300))
+    expires_on: Mapped[date | None] = mapped_column(Date)
+    dns_host_id: Mapped[str | None] = mapped_column(
+        ForeignKey("vendors.id", ondelete="SET NULL"), index=True
+    )
+
+
+class Asset(_InventoryMixin, Base):
+    __tablename__ = "assets"
+    __table_args__ = (
+        UniqueConstraint("client_id", "name_key"),
+        CheckConstraint(f"owner_kind IN {OWNER_KINDS!r}", name="owner_kind"),
+    )
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    location: Mapped[str | None] = mapped_column(String(300))
+    serial: Mapped[str | None] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(300))
+    managing_vendor_id: Mapped[str | None] = mapped_column(
+        ForeignKey("vendors.id", ondelete="SET NULL"), index=True
+    )
+
+
+class SecretLink(Base):
+    """A secret opens exactly one vendor account, domain or asset per link."""
+
+    __tablename__ = "secret_links"
+    __table_args__ = (
+        CheckConstraint(
+            "(CASE WHEN vendor_id IS NULL THEN 0 ELSE 1 END"
+            " + CASE WHEN domain_id IS NULL THEN 0 ELSE 1 END"
+            " + CASE WHEN asset_id IS NULL THEN 0 ELSE 1 END) = 1",
+            name="one_target",
+        ),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    secret_id: Mapped[str] = mapped_column(ForeignKey("secrets.id", ondelete="CASCADE"), index=True)
+    vendor_id: Mapped[str | None] = mapped_column(ForeignKey("vendors.id", ondelete="CASCADE"))
+    domain_id: Mapped[str | None] = mapped_column(ForeignKey("domains.id", ondelete="CASCADE"))
+    asset_id: Mapped[str | None] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"))
+
+
+class AuditEvent(Base):
+    """Every access and change, appended in the same transaction as the action."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16), default="ok")
+    client_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    subject_kind: Mapped[str | None] = mapped_column(String(32))
+    subject_id: Mapped[str | None] = mapped_column(String(36))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

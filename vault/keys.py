@@ -1,0 +1,215 @@
+"""The key hierarchy (docs/crypto.md has the diagram and the test vectors).
+
+    unseal secret ─Argon2id─► KEK ─► root key ─► vault identity (X25519, age)
+                                                       │
+    client key (32 random bytes) as an age v1 file to: ├─ the vault recipient
+                                                       └─ every escrow recipient of the client
+    client key ─HKDF─► field key ─ChaCha20-Poly1305─► every sensitive field of that client
+
+The client key file is a real age file: a client runs ``age -d -i identity client-key.age``
+and reads its key, with no Custody code involved. Its payload names the client it belongs
+to, and we check that name on every unwrap, so a client-key blob swapped into another
+client's row is refused instead of silently used (which would let the wrong escrow
+recipients read new secrets).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vault.crypto import age
+from vault.crypto.fields import FieldCipher
+from vault.crypto.sealing import (
+    KdfParams,
+    open_root_key,
+    open_with_root,
+    seal_root_key,
+    seal_with_root,
+    vault_key_aad,
+)
+from vault.db.models import Client, VaultKey, VaultMeta, new_id
+from vault.errors import (
+    AgeError,
+    AgeNoIdentityMatch,
+    Conflict,
+    DecryptionError,
+    InvalidInput,
+    NotInitialized,
+    UnsealError,
+)
+
+CLIENT_KEY_SIZE = 32
+CLIENT_KEY_HEADER = "custody-client-key/v1"
+MIN_PASSPHRASE_LENGTH = 12
+
+
+class UnsealSecret:
+    """The operator's unseal secret in bytes; opaque to repr and str."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: bytes) -> None:
+        if not value:
+            raise InvalidInput("the unseal secret is empty", field="passphrase")
+        self._value = value
+
+    @classmethod
+    def from_passphrase(cls, passphrase: str) -> UnsealSecret:
+        # NFC so the same passphrase typed on two keyboards/OSes derives the same key.
+        return cls(unicodedata.normalize("NFC", passphrase).encode("utf-8"))
+
+    def reveal(self) -> bytes:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "UnsealSecret(<hidden>)"
+
+    __str__ = __repr__
+
+
+def check_new_passphrase(passphrase: str) -> None:
+    if len(passphrase) < MIN_PASSPHRASE_LENGTH:
+        raise InvalidInput(
+            f"the unseal passphrase must be at least {MIN_PASSPHRASE_LENGTH} characters",
+            field="passphrase",
+        )
+
+
+# --- vault initialisation and unsealing -------------------------------------------------
+
+
+def initialize(
+    session: Session,
+    secret: UnsealSecret,
+    *,
+    kdf: KdfParams,
+    share_threshold: int | None = None,
+    share_count: int | None = None,
+) -> VaultMeta:
+    """Create the vault's root key and identity, sealed under ``secret``."""
+    if session.get(VaultMeta, 1) is not None:
+        raise Conflict("this database already holds a vault")
+    vault_id = new_id()
+    root_key = os.urandom(32)
+    meta = VaultMeta(
+        id=1,
+        vault_id=vault_id,
+        seal_mode="shares" if share_threshold else "passphrase",
+        share_threshold=share_threshold,
+        share_count=share_count,
+        kdf=kdf.to_json(),
+        sealed_root=seal_root_key(root_key, secret.reveal(), kdf, vault_id),
+    )
+    session.add(meta)
+    identity = age.X25519Identity.generate()
+    key_id = new_id()
+    session.add(
+        VaultKey(
+            id=key_id,
+            purpose="identity",
+            public=str(identity.recipient),
+            sealed_private=seal_with_root(
+                root_key, str(identity).encode("ascii"), vault_key_aad(vault_id, "identity", key_id)
+            ),
+        )
+    )
+    return meta
+
+
+def load_meta(session: Session) -> VaultMeta:
+    meta = session.get(VaultMeta, 1)
+    if meta is None:
+        raise NotInitialized("this database holds no vault yet: run `custody init`")
+    return meta
+
+
+@dataclass
+class KeyRing:
+    """The vault's unsealed keys, held in memory while the vault is unsealed."""
+
+    vault_id: str
+    identity: age.X25519Identity = field(repr=False)
+    _ciphers: dict[str, FieldCipher] = field(default_factory=dict, repr=False)
+
+    @property
+    def recipient(self) -> age.X25519Recipient:
+        return self.identity.recipient
+
+    @classmethod
+    def unseal(cls, session: Session, secret: UnsealSecret) -> KeyRing:
+        meta = load_meta(session)
+        params = KdfParams.from_json(meta.kdf)
+        root_key = open_root_key(meta.sealed_root, secret.reveal(), params, meta.vault_id)
+        key = session.scalars(
+            select(VaultKey)
+            .where(VaultKey.purpose == "identity", VaultKey.retired_at.is_(None))
+            .order_by(VaultKey.created_at.desc())
+        ).first()
+        if key is None:
+            raise UnsealError("the vault identity is missing from the database")
+        raw = open_with_root(
+            root_key, key.sealed_private, vault_key_aad(meta.vault_id, "identity", key.id)
+        )
+        identity = age.X25519Identity.from_string(raw.decode("ascii"))
+        if str(identity.recipient) != key.public:
+            raise UnsealError("the vault identity does not match its public key")
+        return cls(vault_id=meta.vault_id, identity=identity)
+
+    def client_key(self, client: Client) -> bytes:
+        return unwrap_client_key(client.wrapped_key, [self.identity], client.id)
+
+    def cipher(self, client: Client) -> FieldCipher:
+        cipher = self._ciphers.get(client.id)
+        if cipher is None:
+            cipher = self._ciphers[client.id] = FieldCipher(self.client_key(client))
+        return cipher
+
+
+# --- client keys ------------------------------------------------------------------------
+
+
+def new_client_key() -> bytes:
+    return os.urandom(CLIENT_KEY_SIZE)
+
+
+def client_key_payload(client_id: str, key: bytes) -> bytes:
+    return (
+        f"{CLIENT_KEY_HEADER}\nclient: {client_id}\nkey: {base64.b64encode(key).decode('ascii')}\n"
+    ).encode("ascii")
+
+
+def parse_client_key_payload(payload: bytes, expected_client_id: str) -> bytes:
+    try:
+        lines = payload.decode("ascii").splitlines()
+        header, client_line, key_line = lines
+        if header != CLIENT_KEY_HEADER or not client_line.startswith("client: "):
+            raise ValueError
+        if not key_line.startswith("key: "):
+            raise ValueError
+        key = base64.b64decode(key_line[5:], validate=True)
+    except (ValueError, UnicodeDecodeError):
+        raise DecryptionError("the client key file is malformed") from None
+    if client_line[8:] != expected_client_id or len(key) != CLIENT_KEY_SIZE:
+        raise DecryptionError("the client key file belongs to another client")
+    return key
+
+
+def wrap_client_key(client_id: str, key: bytes, recipients: Sequence[age.Recipient]) -> bytes:
+    return age.encrypt(client_key_payload(client_id, key), recipients)
+
+
+def unwrap_client_key(wrapped: bytes, identities: Sequence[age.Identity], client_id: str) -> bytes:
+    try:
+        payload = age.decrypt(wrapped, identities)
+    except AgeNoIdentityMatch:
+        raise DecryptionError("none of the given identities can open this client's key") from None
+    except AgeError:
+        raise DecryptionError("the stored client key does not decrypt") from None
+    return parse_client_key_payload(payload, client_id)

@@ -1,0 +1,174 @@
+"""Clients (tenants), their contacts and their escrow recipients."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from vault.crypto import age
+from vault.db.models import Asset, Client, Contact, Domain, Recipient, Secret, Vendor
+from vault.errors import Conflict, InvalidInput, NotFound
+from vault.keys import new_client_key, wrap_client_key
+from vault.services import Context, audit
+from vault.services.validation import clean_name, name_key, optional_text
+
+RECIPIENT_KINDS = {"age1": "x25519", "ssh-ed25519": "ssh-ed25519"}
+
+
+def get_client(ctx: Context, name: str) -> Client:
+    client = ctx.session.scalars(select(Client).where(Client.name_key == name_key(name))).first()
+    if client is None:
+        raise NotFound(f"no client named {name!r}", field="client")
+    return client
+
+
+def parse_recipient(text: str) -> tuple[age.Recipient, str, str]:
+    """Returns (recipient, canonical text, kind); raises MalformedRecipient."""
+    recipient = age.parse_recipient(text.strip())
+    canonical = str(recipient)
+    kind = "ssh-ed25519" if canonical.startswith("ssh-ed25519") else "x25519"
+    return recipient, canonical, kind
+
+
+def _rewrap(ctx: Context, client: Client, key: bytes | None = None) -> None:
+    """Wrap the client key anew to the vault and the client's current escrow recipients.
+
+    Only the small client-key file changes: field ciphertexts stay as they are."""
+    keys = ctx.keyring()
+    key = keys.client_key(client) if key is None else key
+    recipients: list[age.Recipient] = [keys.recipient]
+    recipients += [age.parse_recipient(r.recipient) for r in client.recipients]
+    client.wrapped_key = wrap_client_key(client.id, key, recipients)
+
+
+def add_client(ctx: Context, name: str, *, recipients: list[str] | None = None) -> Client:
+    name = clean_name(name, "name")
+    key_ = name_key(name)
+    if ctx.session.scalars(select(Client.id).where(Client.name_key == key_)).first():
+        raise Conflict(f"a client named {name!r} already exists", field="name")
+    parsed = []
+    for text in recipients or []:
+        _, canonical, kind = parse_recipient(text)
+        if any(c == canonical for c, _ in parsed):
+            raise Conflict("the same recipient was given twice", field="recipient")
+        parsed.append((canonical, kind))
+    client = Client(name=name, name_key=key_, wrapped_key=b"")
+    ctx.session.add(client)
+    ctx.session.flush()  # assigns the id the wrapped key is bound to
+    client.recipients = [Recipient(recipient=c, kind=k) for c, k in parsed]
+    _rewrap(ctx, client, new_client_key())
+    audit.record(
+        ctx,
+        "client.add",
+        client_id=client.id,
+        subject_kind="client",
+        subject_id=client.id,
+        name=name,
+        recipients=len(parsed),
+    )
+    return client
+
+
+def list_clients(ctx: Context) -> list[Client]:
+    return list(ctx.session.scalars(select(Client).order_by(Client.name_key)))
+
+
+@dataclass(frozen=True)
+class ClientSummary:
+    client: Client
+    counts: dict[str, int]
+
+
+def summarize(ctx: Context, client: Client) -> ClientSummary:
+    counts = {}
+    for label, model in (
+        ("secrets", Secret),
+        ("vendors", Vendor),
+        ("domains", Domain),
+        ("assets", Asset),
+    ):
+        counts[label] = (
+            ctx.session.scalar(
+                select(func.count()).select_from(model).where(model.client_id == client.id)
+            )
+            or 0
+        )
+    counts["recipients"] = len(client.recipients)
+    counts["contacts"] = len(client.contacts)
+    return ClientSummary(client=client, counts=counts)
+
+
+def add_recipient(
+    ctx: Context, client_name: str, text: str, *, label: str | None = None
+) -> Recipient:
+    client = get_client(ctx, client_name)
+    _, canonical, kind = parse_recipient(text)
+    if any(r.recipient == canonical for r in client.recipients):
+        raise Conflict(f"client {client.name!r} already has this recipient", field="recipient")
+    recipient = Recipient(recipient=canonical, kind=kind, label=optional_text(label, "label"))
+    client.recipients.append(recipient)
+    _rewrap(ctx, client)
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        "recipient.add",
+        client_id=client.id,
+        subject_kind="recipient",
+        subject_id=recipient.id,
+        recipient=canonical,
+    )
+    return recipient
+
+
+def remove_recipient(ctx: Context, client_name: str, text: str) -> Recipient:
+    client = get_client(ctx, client_name)
+    wanted = text.strip()
+    with contextlib.suppress(InvalidInput):  # not a key: it may be an id or a label
+        _, wanted, _ = parse_recipient(wanted)
+    match = [r for r in client.recipients if wanted in (r.recipient, r.id, r.label)]
+    if not match:
+        raise NotFound(f"client {client.name!r} has no such recipient", field="recipient")
+    if len(match) > 1:
+        raise Conflict(
+            "that label names several recipients; give the recipient itself", field="recipient"
+        )
+    recipient = match[0]
+    client.recipients.remove(recipient)
+    _rewrap(ctx, client)
+    audit.record(
+        ctx,
+        "recipient.remove",
+        client_id=client.id,
+        subject_kind="recipient",
+        subject_id=recipient.id,
+        recipient=recipient.recipient,
+    )
+    return recipient
+
+
+def add_contact(
+    ctx: Context,
+    client_name: str,
+    name: str,
+    *,
+    email: str | None = None,
+    phone: str | None = None,
+    role: str | None = None,
+) -> Contact:
+    client = get_client(ctx, client_name)
+    contact = Contact(
+        name=clean_name(name, "name"),
+        email=optional_text(email, "email", max_length=320),
+        phone=optional_text(phone, "phone", max_length=64),
+        role=optional_text(role, "role", max_length=200),
+    )
+    if contact.email is not None and "@" not in contact.email:
+        raise InvalidInput("email must be an address like name@example.com", field="email")
+    client.contacts.append(contact)
+    ctx.session.flush()
+    audit.record(
+        ctx, "contact.add", client_id=client.id, subject_kind="contact", subject_id=contact.id
+    )
+    return contact

@@ -1,0 +1,387 @@
+"""Secrets with full version history.
+
+A secret's searchable metadata (title, kind, url, tags, policy flags) is plain; its value,
+username and notes are sealed per version with the client's field key. Updating any sealed
+field writes a new immutable version; earlier versions stay readable for history and export.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+
+from vault.crypto.fields import FieldCipher, FieldLocation
+from vault.db.models import Client, Secret, SecretLink, SecretVersion
+from vault.errors import Conflict, InvalidInput, NotFound
+from vault.services import Context, audit
+from vault.services.clients import get_client
+from vault.services.validation import (
+    MAX_TITLE,
+    MAX_VALUE_BYTES,
+    choice,
+    clean_name,
+    clean_tags,
+    name_key,
+    optional_text,
+)
+
+KINDS = ("login", "api-key", "totp", "ssh-key", "license", "note")
+SEALED_FIELDS = ("value", "username", "notes")
+
+
+@dataclass(frozen=True)
+class RevealedSecret:
+    """A decrypted version. ``repr`` shows metadata only, so it is safe in logs and tracebacks."""
+
+    secret: Secret
+    version: int
+    created_at: datetime
+    created_by: str
+    value: str = field(repr=False)
+    username: str | None = field(repr=False, default=None)
+    notes: str | None = field(repr=False, default=None)
+
+    def __repr__(self) -> str:
+        return (
+            f"RevealedSecret(title={self.secret.title!r}, version={self.version}, <value hidden>)"
+        )
+
+
+def _where(client: Client, secret: Secret, field_name: str, version: int) -> FieldLocation:
+    return FieldLocation(client.id, "secret", secret.id, field_name, version)
+
+
+def _check_value(kind: str, value: str) -> str:
+    if value is None or value == "":
+        raise InvalidInput("the secret value must not be empty", field="value")
+    if len(value.encode("utf-8")) > MAX_VALUE_BYTES:
+        raise InvalidInput(
+            f"the secret value is larger than {MAX_VALUE_BYTES} bytes", field="value"
+        )
+    if kind == "totp":
+        _check_totp_seed(value)
+    return value
+
+
+def _check_totp_seed(value: str) -> None:
+    """A TOTP seed is base32 or an otpauth:// URI. The message never repeats the seed.
+
+    We accept 80-bit seeds: many vendors still issue them, and an escrow vault must keep
+    whatever the vendor handed out (pyotp refuses under 112 bits, so we check ourselves)."""
+    text = value.strip()
+    if text.startswith("otpauth://"):
+        from urllib.parse import parse_qs, urlsplit
+
+        parts = urlsplit(text)
+        seeds = parse_qs(parts.query).get("secret", [])
+        if parts.netloc not in ("totp", "hotp") or len(seeds) != 1:
+            raise InvalidInput(
+                "the otpauth:// URI needs type totp or hotp and one secret", field="value"
+            )
+        text = seeds[0]
+    compact = text.replace(" ", "").upper()
+    try:
+        raw = base64.b32decode(compact + "=" * (-len(compact) % 8))
+    except (binascii.Error, ValueError):
+        raise InvalidInput(
+            "a TOTP seed must be base32 (A-Z, 2-7) or an otpauth:// URI", field="value"
+        ) from None
+    if len(raw) < 10:
+        raise InvalidInput("a TOTP seed must be at least 80 bits", field="value")
+
+
+def _seal_version(
+    cipher: FieldCipher,
+    client: Client,
+    secret: Secret,
+    version: int,
+    actor: str,
+    value: str,
+    username: str | None,
+    notes: str | None,
+) -> SecretVersion:
+    def seal(name: str, text: str | None) -> bytes | None:
+        if text is None:
+            return None
+        return cipher.seal_text(text, _where(client, secret, name, version))
+
+    return SecretVersion(
+        secret_id=secret.id,
+        version=version,
+        created_by=actor,
+        value_ct=seal("value", value),
+        username_ct=seal("username", username),
+        notes_ct=seal("notes", notes),
+    )
+
+
+def get_secret_record(ctx: Context, client: Client, title: str) -> Secret:
+    secret = ctx.session.scalars(
+        select(Secret).where(Secret.client_id == client.id, Secret.title_key == name_key(title))
+    ).first()
+    if secret is None:
+        raise NotFound(f"client {client.name!r} has no secret titled {title!r}", field="title")
+    return secret
+
+
+def add_secret(
+    ctx: Context,
+    client_name: str,
+    *,
+    title: str,
+    value: str,
+    kind: str = "login",
+    username: str | None = None,
+    url: str | None = None,
+    notes: str | None = None,
+    tags: list[str] | None = None,
+    exclusive: bool = False,
+    sensitive: bool = False,
+    rotate_after_use: bool = False,
+) -> Secret:
+    client = get_client(ctx, client_name)
+    title = clean_name(title, "title", max_length=MAX_TITLE)
+    kind = choice(kind, "kind", KINDS, default="login")
+    value = _check_value(kind, value)
+    if ctx.session.scalars(
+        select(Secret.id).where(Secret.client_id == client.id, Secret.title_key == name_key(title))
+    ).first():
+        raise Conflict(
+            f"client {client.name!r} already has a secret titled {title!r}", field="title"
+        )
+    cipher = ctx.keyring().cipher(client)
+    secret = Secret(
+        client_id=client.id,
+        title=title,
+        title_key=name_key(title),
+        kind=kind,
+        url=optional_text(url, "url"),
+        tags=clean_tags(tags),
+        current_version=1,
+        exclusive=exclusive,
+        sensitive=sensitive,
+        rotate_after_use=rotate_after_use,
+    )
+    ctx.session.add(secret)
+    ctx.session.flush()
+    ctx.session.add(
+        _seal_version(
+            cipher,
+            client,
+            secret,
+            1,
+            ctx.actor,
+            value,
+            optional_text(username, "username"),
+            optional_text(notes, "notes"),
+        )
+    )
+    audit.record(
+        ctx,
+        "secret.add",
+        client_id=client.id,
+        subject_kind="secret",
+        subject_id=secret.id,
+        title=title,
+        version=1,
+    )
+    return secret
+
+
+def _version_row(ctx: Context, secret: Secret, version: int | None) -> SecretVersion:
+    wanted = secret.current_version if version is None else version
+    row = ctx.session.scalars(
+        select(SecretVersion).where(
+            SecretVersion.secret_id == secret.id, SecretVersion.version == wanted
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"secret {secret.title!r} has no version {wanted}", field="version")
+    return row
+
+
+def reveal_version(
+    cipher: FieldCipher, client: Client, secret: Secret, row: SecretVersion
+) -> RevealedSecret:
+    def open_(name: str, blob: bytes | None) -> str | None:
+        if blob is None:
+            return None
+        return cipher.open_text(blob, _where(client, secret, name, row.version))
+
+    value = open_("value", row.value_ct)
+    assert value is not None
+    return RevealedSecret(
+        secret=secret,
+        version=row.version,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        value=value,
+        username=open_("username", row.username_ct),
+        notes=open_("notes", row.notes_ct),
+    )
+
+
+def read_secret(
+    ctx: Context,
+    client_name: str,
+    title: str,
+    *,
+    version: int | None = None,
+    reason: str | None = None,
+) -> RevealedSecret:
+    """Decrypt a secret for the actor and record the read (the caller commits)."""
+    client = get_client(ctx, client_name)
+    secret = get_secret_record(ctx, client, title)
+    row = _version_row(ctx, secret, version)
+    revealed = reveal_version(ctx.keyring().cipher(client), client, secret, row)
+    audit.record(
+        ctx,
+        "secret.read",
+        client_id=client.id,
+        subject_kind="secret",
+        subject_id=secret.id,
+        title=secret.title,
+        version=row.version,
+        reason=optional_text(reason, "reason", max_length=500),
+    )
+    return revealed
+
+
+_UNSET: object = object()
+
+
+def update_secret(
+    ctx: Context,
+    client_name: str,
+    title: str,
+    *,
+    value: str | None = None,
+    username: str | None | object = _UNSET,
+    notes: str | None | object = _UNSET,
+    new_title: str | None = None,
+    url: str | None | object = _UNSET,
+    kind: str | None = None,
+    tags: list[str] | None = None,
+    exclusive: bool | None = None,
+    sensitive: bool | None = None,
+    rotate_after_use: bool | None = None,
+) -> Secret:
+    """Change metadata in place; a change to value, username or notes adds a new version."""
+    client = get_client(ctx, client_name)
+    secret = get_secret_record(ctx, client, title)
+    changed: list[str] = []
+    if new_title is not None:
+        new_title = clean_name(new_title, "title", max_length=MAX_TITLE)
+        if (
+            name_key(new_title) != secret.title_key
+            and ctx.session.scalars(
+                select(Secret.id).where(
+                    Secret.client_id == client.id, Secret.title_key == name_key(new_title)
+                )
+            ).first()
+        ):
+            raise Conflict(
+                f"client {client.name!r} already has a secret titled {new_title!r}", field="title"
+            )
+        secret.title, secret.title_key = new_title, name_key(new_title)
+        changed.append("title")
+    if kind is not None:
+        secret.kind = choice(kind, "kind", KINDS)
+        changed.append("kind")
+    if url is not _UNSET:
+        secret.url = optional_text(url, "url")  # type: ignore[arg-type]
+        changed.append("url")
+    if tags is not None:
+        secret.tags = clean_tags(tags)
+        changed.append("tags")
+    for flag, new in (
+        ("exclusive", exclusive),
+        ("sensitive", sensitive),
+        ("rotate_after_use", rotate_after_use),
+    ):
+        if new is not None:
+            setattr(secret, flag, bool(new))
+            changed.append(flag)
+
+    sealed_change = value is not None or username is not _UNSET or notes is not _UNSET
+    if sealed_change:
+        cipher = ctx.keyring().cipher(client)
+        current = reveal_version(cipher, client, secret, _version_row(ctx, secret, None))
+        new_value = _check_value(secret.kind, value) if value is not None else current.value
+        new_username = (
+            current.username if username is _UNSET else optional_text(username, "username")
+        )  # type: ignore[arg-type]
+        new_notes = current.notes if notes is _UNSET else optional_text(notes, "notes")  # type: ignore[arg-type]
+        version = secret.current_version + 1
+        ctx.session.add(
+            _seal_version(
+                cipher, client, secret, version, ctx.actor, new_value, new_username, new_notes
+            )
+        )
+        secret.current_version = version
+        changed += [
+            n
+            for n, v in (("value", value), ("username", username), ("notes", notes))
+            if v is not None and v is not _UNSET
+        ]
+    if not changed:
+        raise InvalidInput("nothing to update: give at least one field to change")
+    ctx.session.flush()
+    audit.record(
+        ctx,
+        "secret.update",
+        client_id=client.id,
+        subject_kind="secret",
+        subject_id=secret.id,
+        title=secret.title,
+        version=secret.current_version,
+        fields=sorted(set(changed)),
+    )
+    return secret
+
+
+def list_secrets(
+    ctx: Context,
+    client_name: str,
+    *,
+    query: str | None = None,
+    kind: str | None = None,
+    tag: str | None = None,
+) -> list[Secret]:
+    client = get_client(ctx, client_name)
+    stmt = select(Secret).where(Secret.client_id == client.id).order_by(Secret.title_key)
+    if kind:
+        stmt = stmt.where(Secret.kind == choice(kind, "kind", KINDS))
+    rows = list(ctx.session.scalars(stmt))
+    if query:
+        needle = name_key(query)
+        rows = [
+            s
+            for s in rows
+            if needle in s.title_key
+            or needle in (s.url or "").lower()
+            or any(needle in t for t in s.tags)
+        ]
+    if tag:
+        rows = [s for s in rows if tag.lower() in s.tags]
+    return rows
+
+
+def history(ctx: Context, client_name: str, title: str) -> list[SecretVersion]:
+    client = get_client(ctx, client_name)
+    secret = get_secret_record(ctx, client, title)
+    return list(
+        ctx.session.scalars(
+            select(SecretVersion)
+            .where(SecretVersion.secret_id == secret.id)
+            .order_by(SecretVersion.version)
+        )
+    )
+
+
+def links_of(ctx: Context, secret: Secret) -> list[SecretLink]:
+    return list(ctx.session.scalars(select(SecretLink).where(SecretLink.secret_id == secret.id)))

@@ -1,0 +1,134 @@
+"""Opening a store: engine, schema guard, unsealing, and transactions around services."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from vault.config import Settings
+from vault.crypto.sealing import KdfParams
+from vault.crypto.shares import combine_shares, split_secret
+from vault.db import engine as db
+from vault.db.models import VaultMeta
+from vault.errors import InvalidInput, UnsealError
+from vault.keys import KeyRing, UnsealSecret, check_new_passphrase, initialize, load_meta
+from vault.services import Context
+
+
+@dataclass
+class Store:
+    engine: Engine
+    settings: Settings
+
+    @classmethod
+    def open(cls, settings: Settings) -> Store:
+        engine = db.make_engine(settings.database_url)
+        db.check_schema(engine)
+        return cls(engine=engine, settings=settings)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def meta(self) -> VaultMeta:
+        with self.session() as session:
+            return load_meta(session)
+
+    def unseal(self, secret: UnsealSecret) -> KeyRing:
+        with self.session() as session:
+            return KeyRing.unseal(session, secret)
+
+    @contextmanager
+    def context(self, actor: str, keys: KeyRing | None = None) -> Iterator[Context]:
+        """One transaction: committed when the block ends, rolled back on any exception, so
+        a failed operation writes nothing (neither its records nor its audit event)."""
+        with self.session() as session, session.begin():
+            yield Context(session=session, actor=actor, keys=keys)
+
+
+@dataclass(frozen=True)
+class InitResult:
+    vault_id: str
+    recipient: str
+    shares: list[str] | None
+
+
+def init_vault(
+    settings: Settings,
+    *,
+    passphrase: str | None = None,
+    shares: tuple[int, int] | None = None,
+    weak_kdf: bool = False,
+) -> InitResult:
+    """Create the database (migrated to head) and a new vault in it.
+
+    With ``shares=(threshold, count)`` the unseal secret is random and returned split into
+    SLIP-39 mnemonic shares; otherwise it is ``passphrase``."""
+    if weak_kdf and not settings.allow_weak_kdf:
+        raise InvalidInput("weak KDF parameters need CUSTODY_ALLOW_WEAK_KDF=1 (tests only)")
+    if shares is None:
+        if passphrase is None:
+            raise InvalidInput("a passphrase or shares are required", field="passphrase")
+        check_new_passphrase(passphrase)
+        secret = UnsealSecret.from_passphrase(passphrase)
+        mnemonics = None
+    else:
+        raw, mnemonics = split_secret(*shares)
+        secret = UnsealSecret(raw)
+    engine = db.make_engine(settings.database_url, create_dirs=True)
+    try:
+        db.upgrade(engine)
+        kdf = KdfParams.weak_for_tests() if weak_kdf else KdfParams.recommended()
+        with Session(engine) as session, session.begin():
+            meta = initialize(
+                session,
+                secret,
+                kdf=kdf,
+                share_threshold=shares[0] if shares else None,
+                share_count=shares[1] if shares else None,
+            )
+            vault_id = meta.vault_id
+        store = Store(engine=engine, settings=settings)
+        keys = store.unseal(secret)  # proves the sealed vault opens before we report success
+        return InitResult(vault_id=vault_id, recipient=str(keys.recipient), shares=mnemonics)
+    finally:
+        engine.dispose()
+
+
+# --- where the unseal secret comes from ------------------------------------------------------
+
+
+def unseal_secret_from(
+    meta: VaultMeta,
+    settings: Settings,
+    *,
+    env: dict[str, str],
+    prompt: Callable[[str], str] | None,
+) -> UnsealSecret:
+    """Read the unseal secret from CUSTODY_UNSEAL_FILE, CUSTODY_UNSEAL_PASSPHRASE or a prompt
+    (in that order) - never from a command-line argument."""
+    text: str | None = None
+    if settings.unseal_file is not None:
+        try:
+            text = settings.unseal_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UnsealError(f"cannot read CUSTODY_UNSEAL_FILE: {exc.strerror}") from None
+        text = text.rstrip("\r\n")
+    elif env.get("CUSTODY_UNSEAL_PASSPHRASE"):
+        text = env["CUSTODY_UNSEAL_PASSPHRASE"]
+    if meta.seal_mode == "shares":
+        if text is not None:
+            return UnsealSecret(combine_shares(text.splitlines()))
+        if prompt is None:
+            raise UnsealError("the vault is sealed with shares: set CUSTODY_UNSEAL_FILE")
+        threshold = meta.share_threshold or 0
+        given = [prompt(f"Share {i + 1} of {threshold}") for i in range(threshold)]
+        return UnsealSecret(combine_shares(given))
+    if text is None:
+        if prompt is None:
+            raise UnsealError("no unseal passphrase: set CUSTODY_UNSEAL_FILE or run interactively")
+        text = prompt("Unseal passphrase")
+    return UnsealSecret.from_passphrase(text)
