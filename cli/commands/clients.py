@@ -184,6 +184,45 @@ def client_contact(
     print_json(data) if as_json else click.echo(f"added contact {data['name']}")
 
 
+@client_group.command("keyfile")
+@click.argument("name")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the client key file (an age file; refuses to overwrite).",
+)
+@json_option
+@with_store
+def client_keyfile(store: Any, name: str, out_path: Path, as_json: bool) -> None:
+    """Write a client's stored key file: an age file the client opens with its own identity.
+
+    `age -d -i IDENTITY FILE` prints the client key - proof, with standard tools, that the
+    client can open its own data without the consultancy. Needs no unsealing.
+    """
+    from vault.errors import InvalidInput
+    from vault.services import audit, clients
+
+    if out_path.exists():
+        raise InvalidInput(f"{out_path} already exists; refusing to overwrite", field="out")
+    with store.context(operator_actor()) as ctx:
+        client = clients.get_client(ctx, name)
+        blob = client.wrapped_key
+        recipients = [r.recipient for r in client.recipients]
+        audit.record(
+            ctx, "client.keyfile", client_id=client.id, subject_kind="client", subject_id=client.id
+        )
+    out_path.write_bytes(blob)
+    if as_json:
+        print_json({"file": str(out_path), "recipients": recipients})
+        return
+    click.echo(
+        f"wrote {out_path}; it opens with the identity of: "
+        + (", ".join(recipients) if recipients else "the vault only (no escrow recipient!)")
+    )
+
+
 @client_group.command("keygen")
 @click.option(
     "--out",

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import select
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +20,7 @@ from vault.crypto.age import (
 )
 from vault.errors import MalformedIdentity
 
-from ..interop import require_tool
+from ..interop import require_tool, run_with_tty
 
 pytestmark = pytest.mark.interop
 
@@ -134,45 +130,6 @@ def test_passphrase_protected_ssh_key_is_refused_clearly(tmp_path: Path) -> None
         parse_identities(path.read_text())
 
 
-def _run_with_tty(args: list[str], passphrase: str) -> tuple[int, str]:
-    """Run ``args`` on a pseudo-terminal, typing ``passphrase`` whenever it is prompted for.
-
-    age reads passphrases from the controlling terminal, never from stdin; a child forked
-    with pty.fork() has the pty as its controlling terminal, so /dev/tty reaches us.
-    """
-    pid, fd = pty.fork()
-    if pid == 0:  # child
-        try:
-            os.execv(args[0], args)  # noqa: S606 (a fixed tool path, no shell)
-        finally:
-            os._exit(127)
-    transcript = b""
-    answered = 0
-    deadline = time.monotonic() + TIMEOUT
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if not ready:
-                continue
-            try:
-                data = os.read(fd, 4096)
-            except OSError:  # EIO: the child closed the terminal (it exited)
-                break
-            if not data:
-                break
-            transcript += data
-            if transcript.lower().count(b"passphrase") > answered:
-                answered += 1
-                os.write(fd, passphrase.encode() + b"\n")
-        else:
-            os.kill(pid, 9)
-            pytest.fail(f"{args[0]} did not finish within {TIMEOUT}s: {transcript!r}")
-    finally:
-        os.close(fd)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), transcript.decode(errors="replace")
-
-
 def test_age_uses_our_passphrase_encrypted_identity_file(age: str, tmp_path: Path) -> None:
     phrase = "interop secret words"
     identity = X25519Identity.generate()
@@ -183,7 +140,7 @@ def test_age_uses_our_passphrase_encrypted_identity_file(age: str, tmp_path: Pat
     data = tmp_path / "data.age"
     data.write_bytes(encrypt(PLAINTEXT, [identity.recipient]))
     out = tmp_path / "data.txt"
-    code, transcript = _run_with_tty(
+    code, transcript = run_with_tty(
         [age, "-d", "-i", str(encrypted_identity), "-o", str(out), str(data)], phrase
     )
     assert code == 0, transcript
@@ -196,7 +153,7 @@ def test_scrypt_both_ways_with_age(age: str, tmp_path: Path) -> None:
     ours = tmp_path / "ours.age"
     ours.write_bytes(encrypt(PLAINTEXT, [ScryptRecipient(phrase, 12)]))
     out = tmp_path / "ours.txt"
-    code, transcript = _run_with_tty([age, "-d", "-o", str(out), str(ours)], phrase)
+    code, transcript = run_with_tty([age, "-d", "-o", str(out), str(ours)], phrase)
     assert code == 0, transcript
     assert out.read_bytes() == PLAINTEXT
 
@@ -204,6 +161,6 @@ def test_scrypt_both_ways_with_age(age: str, tmp_path: Path) -> None:
     plain.write_bytes(PLAINTEXT)
     theirs = tmp_path / "theirs.age"
     # age -p asks for the passphrase and then for its confirmation.
-    code, transcript = _run_with_tty([age, "-p", "-o", str(theirs), str(plain)], phrase)
+    code, transcript = run_with_tty([age, "-p", "-o", str(theirs), str(plain)], phrase)
     assert code == 0, transcript
     assert decrypt(theirs.read_bytes(), [ScryptIdentity(phrase)]) == PLAINTEXT

@@ -1,0 +1,132 @@
+"""The local vault agent: unsealed once, answers this user's CLI over a private socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import Vault
+from vault.agent import AgentUnavailable, call, socket_path
+from vault.agent_server import serve
+from vault.db.models import AuditEvent
+from vault.errors import Conflict, NotFound
+from vault.services import clients, secrets
+
+
+@pytest.fixture
+def agent(vault: Vault, tmp_path: Path) -> Iterator[str]:
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Acme")
+        secrets.add_secret(ctx, "Acme", title="Router", value="hunter2", username="admin")
+    path = socket_path(tmp_path / "home")
+    started, stop = threading.Event(), threading.Event()
+    thread = threading.Thread(target=serve, args=(path, vault.store, vault.keys),
+                              kwargs={"ready": started.set, "stop": stop}, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    try:
+        yield path
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not os.path.exists(path), "the socket is removed when the agent stops"
+
+
+def test_read_through_agent_is_audited(agent: str, vault: Vault) -> None:
+    assert call(agent, "ping")["recipient"].startswith("age1")
+    got = call(agent, "secret.read", {"client": "acme", "title": "router", "reason": "T-1"})
+    assert (got["value"], got["username"], got["version"]) == ("hunter2", "admin", 1)
+    with vault.store.session() as s:  # type: ignore[attr-defined]
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "secret.read")).one()
+    assert event.actor.startswith("operator:") and event.detail["reason"] == "T-1"
+
+
+def test_errors_come_back_typed(agent: str) -> None:
+    with pytest.raises(NotFound, match="no secret titled 'Nope'"):
+        call(agent, "secret.read", {"client": "Acme", "title": "Nope"})
+
+
+def test_malformed_requests_refused_and_agent_survives(agent: str) -> None:
+    for raw in (b"not json\n", b'{"op": "secret.delete_everything"}\n', b'{"args": 5}\n'):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.connect(agent)
+            sock.sendall(raw)
+            reply = json.loads(sock.makefile("rb").readline())
+        assert reply["ok"] is False and reply["error"]["code"] == "invalid_input"
+    assert call(agent, "ping")
+
+
+def test_socket_is_private(agent: str) -> None:
+    assert oct(os.stat(agent).st_mode & 0o777) == "0o600"
+    assert oct(os.stat(os.path.dirname(agent)).st_mode & 0o777) == "0o700"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_other_local_user_cannot_read(agent: str) -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: become 'nobody' and try
+        os.close(read)
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                result = repr(call(agent, "secret.read", {"client": "Acme", "title": "Router"}))
+            except AgentUnavailable:
+                result = "unavailable"
+            except Exception as exc:  # noqa: BLE001
+                result = f"refused:{type(exc).__name__}"
+            os.write(write, result.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    _, _ = os.waitpid(pid, 0)
+    outcome = os.read(read, 4096).decode()
+    os.close(read)
+    assert "hunter2" not in outcome
+    assert outcome in ("unavailable", "refused:CustodyError")
+
+
+def test_second_agent_on_same_socket_refused(agent: str, vault: Vault) -> None:
+    with pytest.raises(Conflict, match="already running"):
+        serve(agent, vault.store, vault.keys, stop=threading.Event())  # type: ignore[arg-type]
+
+
+def test_stale_socket_is_replaced(vault: Vault, tmp_path: Path) -> None:
+    path = socket_path(tmp_path / "home")
+    os.makedirs(os.path.dirname(path), mode=0o700)
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(path)
+    stale.close()  # the file stays, nobody listens: an agent that died
+    stop = threading.Event()
+    started = threading.Event()
+    thread = threading.Thread(target=serve, args=(path, vault.store, vault.keys),
+                              kwargs={"ready": started.set, "stop": stop}, daemon=True)
+    thread.start()
+    assert started.wait(10)
+    assert call(path, "ping")
+    stop.set()
+    thread.join(10)
+
+
+def test_cli_fast_path_uses_agent(agent: str, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.main import main
+
+    monkeypatch.setenv("CUSTODY_HOME", os.path.dirname(agent))
+    # A wrong database URL proves the answer came from the agent, not a direct read.
+    monkeypatch.setenv("CUSTODY_DATABASE_URL", "sqlite:////nonexistent/never.db")
+    assert main(["secret", "get", "Acme", "Router"]) == 0
+    assert capsys.readouterr().out == "hunter2\n"
+    assert main(["secret", "get", "Acme", "Router", "--field", "username"]) == 0
+    assert capsys.readouterr().out == "admin\n"
+    assert main(["secret", "get", "Acme", "Missing"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("custody: error:") and "Missing" in err
