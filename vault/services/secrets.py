@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from vault.crypto.fields import FieldCipher, FieldLocation
-from vault.db.models import Client, Secret, SecretLink, SecretVersion
+from vault.db.models import Client, Secret, SecretLink, SecretVersion, new_id, utcnow
 from vault.errors import Conflict, InvalidInput, NotFound
 from vault.services import Context, audit
 from vault.services.clients import get_client
@@ -128,68 +130,121 @@ def get_secret_record(ctx: Context, client: Client, title: str) -> Secret:
     return secret
 
 
-def add_secret(
-    ctx: Context,
-    client_name: str,
-    *,
-    title: str,
-    value: str,
-    kind: str = "login",
-    username: str | None = None,
-    url: str | None = None,
-    notes: str | None = None,
-    tags: list[str] | None = None,
-    exclusive: bool = False,
-    sensitive: bool = False,
-    rotate_after_use: bool = False,
-) -> Secret:
+@dataclass(frozen=True)
+class NewSecret:
+    """A secret to add; validated by :func:`add_secrets`. ``repr`` hides the sealed fields."""
+
+    title: str
+    value: str = field(repr=False)
+    kind: str = "login"
+    username: str | None = field(default=None, repr=False)
+    url: str | None = None
+    notes: str | None = field(default=None, repr=False)
+    tags: list[str] | None = None
+    exclusive: bool = False
+    sensitive: bool = False
+    rotate_after_use: bool = False
+
+
+def add_secret(ctx: Context, client_name: str, **fields: Any) -> Secret:
+    """Add one secret (see :class:`NewSecret` for the fields)."""
+    return add_secrets(ctx, client_name, [NewSecret(**fields)])[0]
+
+
+def add_secrets(ctx: Context, client_name: str, items: Sequence[NewSecret]) -> list[Secret]:
+    """Add many secrets to one client in the caller's transaction.
+
+    Everything is validated before anything is written, so one bad item adds nothing. Ids are
+    assigned here, so the secrets, their first versions and their audit events go to the
+    database in one flush (batched INSERTs) instead of a round trip per row."""
     client = get_client(ctx, client_name)
-    title = clean_name(title, "title", max_length=MAX_TITLE)
-    kind = choice(kind, "kind", KINDS, default="login")
-    value = _check_value(kind, value)
-    if ctx.session.scalars(
-        select(Secret.id).where(Secret.client_id == client.id, Secret.title_key == name_key(title))
-    ).first():
-        raise Conflict(
-            f"client {client.name!r} already has a secret titled {title!r}", field="title"
-        )
+    cleaned = [_validate_new(item) for item in items]
+    now = utcnow()
+    keys_seen: set[str] = set()
+    for item in cleaned:
+        key = name_key(item.title)
+        if key in keys_seen:
+            raise Conflict(f"the title {item.title!r} is given twice", field="title")
+        keys_seen.add(key)
+    for chunk in _chunks(sorted(keys_seen), 500):
+        taken = ctx.session.scalars(
+            select(Secret.title).where(Secret.client_id == client.id, Secret.title_key.in_(chunk))
+        ).first()
+        if taken is not None:
+            raise Conflict(
+                f"client {client.name!r} already has a secret titled {taken!r}", field="title"
+            )
     cipher = ctx.keyring().cipher(client)
-    secret = Secret(
-        client_id=client.id,
-        title=title,
-        title_key=name_key(title),
-        kind=kind,
-        url=optional_text(url, "url"),
-        tags=clean_tags(tags),
-        current_version=1,
-        exclusive=exclusive,
-        sensitive=sensitive,
-        rotate_after_use=rotate_after_use,
-    )
-    ctx.session.add(secret)
-    ctx.session.flush()
-    ctx.session.add(
-        _seal_version(
-            cipher,
-            client,
-            secret,
-            1,
-            ctx.actor,
-            value,
-            optional_text(username, "username"),
-            optional_text(notes, "notes"),
+    added: list[Secret] = []
+    versions: list[dict[str, Any]] = []
+    for item in cleaned:
+        secret = Secret(
+            id=new_id(),
+            client_id=client.id,
+            title=item.title,
+            title_key=name_key(item.title),
+            kind=item.kind,
+            url=item.url,
+            tags=item.tags or [],
+            current_version=1,
+            exclusive=item.exclusive,
+            sensitive=item.sensitive,
+            rotate_after_use=item.rotate_after_use,
+            created_at=now,
+            updated_at=now,
         )
-    )
-    audit.record(
+        added.append(secret)
+        version = _seal_version(
+            cipher, client, secret, 1, ctx.actor, item.value, item.username, item.notes
+        )
+        versions.append(_columns(version, created_at=now))
+    # Bulk INSERTs (executemany) rather than the unit of work: the rows are new and complete.
+    ctx.session.execute(insert(Secret), [_columns(secret) for secret in added])
+    ctx.session.execute(insert(SecretVersion), versions)
+    audit.record_many(
         ctx,
-        "secret.add",
-        client_id=client.id,
-        subject_kind="secret",
-        subject_id=secret.id,
-        title=title,
-        version=1,
+        [
+            audit.event(
+                "secret.add",
+                client_id=client.id,
+                subject_kind="secret",
+                subject_id=secret.id,
+                title=secret.title,
+                version=1,
+            )
+            for secret in added
+        ],
     )
-    return secret
+    return added
+
+
+def _columns(row: Secret | SecretVersion, **extra: Any) -> dict[str, Any]:
+    table = type(row).__table__
+    data = {c.key: getattr(row, c.key) for c in table.columns if getattr(row, c.key) is not None}
+    if "id" not in data:
+        data["id"] = new_id()
+    return {**data, **extra}
+
+
+def _validate_new(item: NewSecret) -> NewSecret:
+    kind = choice(item.kind, "kind", KINDS, default="login")
+    return NewSecret(
+        title=clean_name(item.title, "title", max_length=MAX_TITLE),
+        value=_check_value(kind, item.value),
+        kind=kind,
+        username=optional_text(item.username, "username"),
+        url=optional_text(item.url, "url"),
+        notes=optional_text(item.notes, "notes"),
+        tags=clean_tags(item.tags),
+        exclusive=bool(item.exclusive),
+        sensitive=bool(item.sensitive),
+        rotate_after_use=bool(item.rotate_after_use),
+    )
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _version_row(ctx: Context, secret: Secret, version: int | None) -> SecretVersion:
@@ -233,10 +288,27 @@ def read_secret(
     version: int | None = None,
     reason: str | None = None,
 ) -> RevealedSecret:
-    """Decrypt a secret for the actor and record the read (the caller commits)."""
-    client = get_client(ctx, client_name)
-    secret = get_secret_record(ctx, client, title)
-    row = _version_row(ctx, secret, version)
+    """Decrypt a secret for the actor and record the read (the caller commits).
+
+    One query finds client, secret and version together: this is the hottest path of the
+    vault (every check-out and every `custody secret get`)."""
+    reason = optional_text(reason, "reason", max_length=500)
+    wanted = Secret.current_version if version is None else version
+    found = ctx.session.execute(
+        select(Client, Secret, SecretVersion)
+        .join(Secret, Secret.client_id == Client.id)
+        .outerjoin(
+            SecretVersion,
+            (SecretVersion.secret_id == Secret.id) & (SecretVersion.version == wanted),
+        )
+        .where(Client.name_key == name_key(client_name), Secret.title_key == name_key(title))
+    ).first()
+    if found is None:
+        client = get_client(ctx, client_name)  # raises NotFound for an unknown client
+        raise NotFound(f"client {client.name!r} has no secret titled {title!r}", field="title")
+    client, secret, row = found
+    if row is None:
+        raise NotFound(f"secret {secret.title!r} has no version {version}", field="version")
     revealed = reveal_version(ctx.keyring().cipher(client), client, secret, row)
     audit.record(
         ctx,
@@ -246,7 +318,44 @@ def read_secret(
         subject_id=secret.id,
         title=secret.title,
         version=row.version,
-        reason=optional_text(reason, "reason", max_length=500),
+        reason=reason,
+    )
+    return revealed
+
+
+def read_client_secrets(
+    ctx: Context, client_name: str, *, reason: str | None = None
+) -> list[RevealedSecret]:
+    """Decrypt the current version of every secret of a client (one query), recording one
+    read event per secret. For exports and bulk hand-overs."""
+    reason = optional_text(reason, "reason", max_length=500)
+    client = get_client(ctx, client_name)
+    cipher = ctx.keyring().cipher(client)
+    rows = ctx.session.execute(
+        select(Secret, SecretVersion)
+        .join(
+            SecretVersion,
+            (SecretVersion.secret_id == Secret.id)
+            & (SecretVersion.version == Secret.current_version),
+        )
+        .where(Secret.client_id == client.id)
+        .order_by(Secret.title_key)
+    ).all()
+    revealed = [reveal_version(cipher, client, secret, row) for secret, row in rows]
+    audit.record_many(
+        ctx,
+        [
+            audit.event(
+                "secret.read",
+                client_id=client.id,
+                subject_kind="secret",
+                subject_id=item.secret.id,
+                title=item.secret.title,
+                version=item.version,
+                reason=reason,
+            )
+            for item in revealed
+        ],
     )
     return revealed
 
