@@ -68,19 +68,10 @@ def ensure_venv(extras: str) -> None:
 
 def vault() -> int:
     ensure_venv("")
-    custody = str(BIN / "custody")
     env = dict(os.environ)
     env.setdefault("CUSTODY_HOME", str(Path.cwd() / "custody-data"))
-    db = Path(env["CUSTODY_HOME"]) / "custody.db"
-    if "CUSTODY_DATABASE_URL" not in env and not db.exists():
-        print(
-            "No vault yet: creating one in ./custody-data. Choose an unseal passphrase "
-            "(12+ characters).",
-            flush=True,
-        )
-        if subprocess.run([custody, "init"], env=env).returncode != 0:
-            return 2
-    return subprocess.run([custody, "start"], env=env).returncode
+    # Creates the vault on first run (asking for a new passphrase), then unseals and serves.
+    return subprocess.run([str(BIN / "custody"), "start", "--init"], env=env).returncode
 
 
 def test(args: list[str]) -> int:

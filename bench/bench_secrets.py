@@ -37,8 +37,13 @@ def custody_runs(root: Path, n: int) -> dict[str, float]:
     from vault.store import Store, init_vault
 
     home = root / "custody-data"
-    settings = Settings(home=home, database_url=sqlite_url(home / "custody.db"),
-                        unseal_file=None, unseal_passphrase_set=False, allow_weak_kdf=False)
+    settings = Settings(
+        home=home,
+        database_url=sqlite_url(home / "custody.db"),
+        unseal_file=None,
+        unseal_passphrase_set=False,
+        allow_weak_kdf=False,
+    )
     init_vault(settings, passphrase=PASSPHRASE)  # real Argon2id parameters
     store = Store.open(settings)
     keys = store.unseal(UnsealSecret.from_passphrase(PASSPHRASE))
@@ -50,8 +55,14 @@ def custody_runs(root: Path, n: int) -> dict[str, float]:
     def add_all() -> None:
         for i, value in enumerate(values):
             with store.context("operator:bench", keys) as ctx:
-                secrets.add_secret(ctx, "Acme", title=f"secret {i:05d}", value=value,
-                                   username="admin", url="https://example.invalid")
+                secrets.add_secret(
+                    ctx,
+                    "Acme",
+                    title=f"secret {i:05d}",
+                    value=value,
+                    username="admin",
+                    url="https://example.invalid",
+                )
 
     def read_all() -> None:
         for i, value in enumerate(values):
@@ -66,10 +77,19 @@ def custody_runs(root: Path, n: int) -> dict[str, float]:
 
     def add_batch() -> None:
         with store.context("operator:bench", keys) as ctx:
-            secrets.add_secrets(ctx, "Globex", [
-                secrets.NewSecret(title=f"secret {i:05d}", value=value, username="admin",
-                                  url="https://example.invalid")
-                for i, value in enumerate(values)])
+            secrets.add_secrets(
+                ctx,
+                "Globex",
+                [
+                    secrets.NewSecret(
+                        title=f"secret {i:05d}",
+                        value=value,
+                        username="admin",
+                        url="https://example.invalid",
+                    )
+                    for i, value in enumerate(values)
+                ],
+            )
 
     def read_batch() -> None:
         with store.context("operator:bench", keys) as ctx:
@@ -81,8 +101,12 @@ def custody_runs(root: Path, n: int) -> dict[str, float]:
 
     path = socket_path(home)
     stop, ready = threading.Event(), threading.Event()
-    thread = threading.Thread(target=serve, args=(path, store, keys),
-                              kwargs={"ready": ready.set, "stop": stop}, daemon=True)
+    thread = threading.Thread(
+        target=serve,
+        args=(path, store, keys),
+        kwargs={"ready": ready.set, "stop": stop},
+        daemon=True,
+    )
     thread.start()
     ready.wait(10)
 
@@ -104,14 +128,24 @@ def pass_runs(root: Path, n: int) -> dict[str, float]:
 
         def add_all() -> None:
             for i, value in enumerate(values):
-                subprocess.run(["pass", "insert", "-m", f"acme/secret-{i:05d}"], env=env,
-                               input=f"{value}\nusername: admin\n", text=True, check=True,
-                               capture_output=True)
+                subprocess.run(
+                    ["pass", "insert", "-m", f"acme/secret-{i:05d}"],
+                    env=env,
+                    input=f"{value}\nusername: admin\n",
+                    text=True,
+                    check=True,
+                    capture_output=True,
+                )
 
         def read_all() -> None:
             for i, value in enumerate(values):
-                out = subprocess.run(["pass", "show", f"acme/secret-{i:05d}"], env=env,
-                                     text=True, check=True, capture_output=True).stdout
+                out = subprocess.run(
+                    ["pass", "show", f"acme/secret-{i:05d}"],
+                    env=env,
+                    text=True,
+                    check=True,
+                    capture_output=True,
+                ).stdout
                 assert out.splitlines()[0] == value
 
         return {"pass add": timed(add_all), "pass read": timed(read_all)}
@@ -129,14 +163,20 @@ def main() -> None:
         pass_ = pass_runs(root / "pass", n)
     print(f"# bench_secrets  n={n}  {started}")
     for name, seconds in {**custody, **pass_}.items():
-        print(f"{name:24s} {seconds:8.3f} s total  {seconds / n * 1000:8.3f} ms/op  "
-              f"{n / seconds:9.0f} op/s")
-    print(f"ratio add  (pass / custody library): {pass_['pass add'] / custody['custody library add']:6.1f}x")
-    print(f"ratio read (pass / custody library): {pass_['pass read'] / custody['custody library read']:6.1f}x")
-    print(f"ratio read (pass / custody agent):   {pass_['pass read'] / custody['custody agent read']:6.1f}x")
-    print(f"ratio add  (pass / custody batch):   {pass_['pass add'] / custody['custody batch add']:6.1f}x")
-    print(f"ratio read (pass / custody batch):   {pass_['pass read'] / custody['custody batch read']:6.1f}x")
-
+        print(
+            f"{name:24s} {seconds:8.3f} s total  {seconds / n * 1000:8.3f} ms/op  "
+            f"{n / seconds:9.0f} op/s"
+        )
+    pairs = [
+        ("add ", "pass add", "custody library add"),
+        ("read", "pass read", "custody library read"),
+        ("read", "pass read", "custody agent read"),
+        ("add ", "pass add", "custody batch add"),
+        ("read", "pass read", "custody batch read"),
+    ]
+    for label, theirs, ours in pairs:
+        mode = ours.removeprefix("custody ").rsplit(" ", 1)[0]
+        print(f"ratio {label} (pass / custody {mode:7s}): {pass_[theirs] / custody[ours]:6.1f}x")
 
 if __name__ == "__main__":
     main()

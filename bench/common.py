@@ -25,8 +25,10 @@ def timed(fn: Callable[[], Any]) -> float:
 
 def summary(samples: list[float]) -> str:
     ms = [s * 1000 for s in samples]
-    return (f"median {statistics.median(ms):7.2f} ms  mean {statistics.fmean(ms):7.2f} ms  "
-            f"min {min(ms):7.2f} ms  (n={len(ms)})")
+    return (
+        f"median {statistics.median(ms):7.2f} ms  mean {statistics.fmean(ms):7.2f} ms  "
+        f"min {min(ms):7.2f} ms  (n={len(ms)})"
+    )
 
 
 def require(tool: str) -> str:
@@ -55,9 +57,22 @@ def pass_store(root: Path, recipients: int = 2) -> Iterator[dict[str, str]]:
     ids = []
     for i in range(recipients):
         uid = f"bench{i} <bench{i}@custody.invalid>"
-        subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", uid,
-                        "default", "default", "never"], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                "gpg",
+                "--batch",
+                "--passphrase",
+                "",
+                "--quick-gen-key",
+                uid,
+                "default",
+                "default",
+                "never",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         ids.append(f"bench{i}@custody.invalid")
     subprocess.run(["pass", "init", *ids], env=env, check=True, capture_output=True)
     try:

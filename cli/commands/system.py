@@ -253,8 +253,9 @@ def _recovered_json(result: object, history: bool) -> dict[str, object]:
 
 
 @click.command()
-@with_store
-def start(store: object) -> None:
+@click.option("--init", "init_if_needed", is_flag=True,
+              help="Create the vault first if there is none (asks for a new passphrase).")
+def start(init_if_needed: bool) -> None:
     """Unseal the vault and keep it running for this host's CLI (Ctrl-C to stop).
 
     While it runs, `custody secret get` answers from the unsealed vault over a private
@@ -265,23 +266,46 @@ def start(store: object) -> None:
 
     from vault.agent import socket_path
     from vault.agent_server import serve
+    from vault.errors import NotInitialized, SchemaError
+    from vault.keys import UnsealSecret
+    from vault.store import Store, init_vault
 
-    keys = unseal(store)  # type: ignore[arg-type]
-    path = socket_path(settings().home)
+    conf = settings()
+    keys = None
+    try:
+        store = Store.open(conf)
+        store.meta()
+    except (NotInitialized, SchemaError) as exc:
+        if not init_if_needed or (isinstance(exc, SchemaError) and "newer" in exc.message):
+            raise
+        click.echo("No vault yet: creating one. Choose an unseal passphrase (12+ characters).",
+                   err=True)
+        passphrase = _new_passphrase(conf)
+        result = init_vault(conf, passphrase=passphrase,
+                            weak_kdf=os.environ.get("CUSTODY_ALLOW_WEAK_KDF") == "1")
+        click.echo(f"Vault created in {_display_url(conf.database_url)}", err=True)
+        store = Store.open(conf)
+        keys = store.unseal(UnsealSecret.from_passphrase(passphrase))
+        assert str(keys.recipient) == result.recipient
+    if keys is None:
+        keys = unseal(store)
+    path = socket_path(conf.home)
 
     def ready() -> None:
         click.echo(f"Custody vault unsealed (vault recipient {keys.recipient})")
-        click.echo(f"agent listening on {path}; Ctrl-C to stop and seal")
-        click.echo("try: custody client list | custody secret get CLIENT TITLE", err=True)
+        click.echo(f"agent listening on {path}; Ctrl-C to stop and seal", err=False)
+        click.echo("in another terminal: .venv/bin/custody --help", err=True)
 
     def terminate(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
     try:
-        serve(path, store, keys, ready=ready)  # type: ignore[arg-type]
+        serve(path, store, keys, ready=ready)
     except KeyboardInterrupt:
         click.echo("stopped; the vault is sealed", err=True)
+    finally:
+        store.engine.dispose()
 
 
 @click.command()
