@@ -71,7 +71,13 @@ def vault() -> int:
     env = dict(os.environ)
     env.setdefault("CUSTODY_HOME", str(Path.cwd() / "custody-data"))
     # Creates the vault on first run (asking for a new passphrase), then unseals and serves.
-    return subprocess.run([str(BIN / "custody"), "start", "--init"], env=env).returncode
+    # Ctrl-C reaches the vault too, which seals and exits; we just wait for it.
+    proc = subprocess.Popen([str(BIN / "custody"), "start", "--init"], env=env)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            continue
 
 
 def test(args: list[str]) -> int:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from functools import wraps
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import click
 
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from vault.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def json_option(func: F) -> F:
@@ -110,15 +112,15 @@ def iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def with_store(func: F) -> F:
-    """Closes the store's engine when the command ends."""
+def with_store(func: Callable[Concatenate[Store, P], R]) -> Callable[P, R]:
+    """Opens the store for the command (its first argument) and closes it afterwards."""
 
     @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         store = open_store()
         try:
             return func(store, *args, **kwargs)
         finally:
             store.engine.dispose()
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

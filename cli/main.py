@@ -13,6 +13,8 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Files we create (database, WAL, identity files, exports) are for this user alone.
+    os.umask(0o077)
     args = sys.argv[1:] if argv is None else argv
     fast = _fast_secret_get(args)
     if fast is not None:

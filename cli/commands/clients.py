@@ -46,7 +46,7 @@ def client_add(store: Any, name: str, recipients: tuple[str, ...], as_json: bool
     keys = unseal(store)
     with store.context(operator_actor(), keys) as ctx:
         client = clients.add_client(ctx, name, recipients=list(recipients))
-        out = {
+        out: dict[str, Any] = {
             "id": client.id,
             "name": client.name,
             "recipients": [r.recipient for r in client.recipients],
@@ -121,7 +121,7 @@ def client_show(store: Any, name: str, as_json: bool) -> None:
     with store.context(operator_actor()) as ctx:
         summary = clients.summarize(ctx, clients.get_client(ctx, name))
         c = summary.client
-        data = {
+        data: dict[str, Any] = {
             "name": c.name,
             "id": c.id,
             "created_at": c.created_at,
@@ -362,7 +362,7 @@ def recipient_list(store: Any, client: str, as_json: bool) -> None:
 
     with store.context(operator_actor()) as ctx:
         c = clients.get_client(ctx, client)
-        data = [
+        data: list[dict[str, Any]] = [
             {
                 "recipient": r.recipient,
                 "kind": r.kind,

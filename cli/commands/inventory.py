@@ -21,7 +21,8 @@ from cli.common import (
 OWNER_HELP = "Owner of record: client, consultancy, third-party or unknown."
 
 # kind -> [(field, help, choices or None)]
-FIELDS: dict[str, list[tuple[str, str, tuple[str, ...] | None]]] = {
+FieldSpec = list[tuple[str, str, tuple[str, ...] | None]]
+FIELDS: dict[str, FieldSpec] = {
     "vendor": [
         (
             "category",
@@ -60,7 +61,7 @@ FIELDS: dict[str, list[tuple[str, str, tuple[str, ...] | None]]] = {
         ("managing_vendor", "Vendor that manages it (created if new).", None),
     ],
 }
-COMMON = [
+COMMON: FieldSpec = [
     ("owner", OWNER_HELP, None),
     ("owner_name", "Name of a third-party owner.", None),
     ("notes", "Notes (sealed).", None),
@@ -130,7 +131,7 @@ def make_group(kind: str) -> click.Group:
     @kind_options(kind)
     @json_option
     @with_store
-    def add(store: Any, client: str, name: str, as_json: bool, **values: Any) -> None:
+    def add(store: Any, /, client: str, name: str, as_json: bool, **values: Any) -> None:
         from vault.services import inventory
 
         keys = unseal(store)
@@ -152,7 +153,7 @@ def make_group(kind: str) -> click.Group:
     @json_option
     @with_store
     def update(
-        store: Any, client: str, name: str, new_name: str | None, as_json: bool, **values: Any
+        store: Any, /, client: str, name: str, new_name: str | None, as_json: bool, **values: Any
     ) -> None:
         from vault.services import inventory
 

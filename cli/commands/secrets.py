@@ -201,7 +201,7 @@ def secret_list(
                     d["url"],
                     ", ".join(d["tags"]),
                     d["version"],
-                    iso(d["updated_at"])[:10] if d["updated_at"] else "",
+                    (iso(d["updated_at"]) or "")[:10],
                 )
                 for d in data
             ],

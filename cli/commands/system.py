@@ -253,8 +253,12 @@ def _recovered_json(result: object, history: bool) -> dict[str, object]:
 
 
 @click.command()
-@click.option("--init", "init_if_needed", is_flag=True,
-              help="Create the vault first if there is none (asks for a new passphrase).")
+@click.option(
+    "--init",
+    "init_if_needed",
+    is_flag=True,
+    help="Create the vault first if there is none (asks for a new passphrase).",
+)
 def start(init_if_needed: bool) -> None:
     """Unseal the vault and keep it running for this host's CLI (Ctrl-C to stop).
 
@@ -278,11 +282,13 @@ def start(init_if_needed: bool) -> None:
     except (NotInitialized, SchemaError) as exc:
         if not init_if_needed or (isinstance(exc, SchemaError) and "newer" in exc.message):
             raise
-        click.echo("No vault yet: creating one. Choose an unseal passphrase (12+ characters).",
-                   err=True)
+        click.echo(
+            "No vault yet: creating one. Choose an unseal passphrase (12+ characters).", err=True
+        )
         passphrase = _new_passphrase(conf)
-        result = init_vault(conf, passphrase=passphrase,
-                            weak_kdf=os.environ.get("CUSTODY_ALLOW_WEAK_KDF") == "1")
+        result = init_vault(
+            conf, passphrase=passphrase, weak_kdf=os.environ.get("CUSTODY_ALLOW_WEAK_KDF") == "1"
+        )
         click.echo(f"Vault created in {_display_url(conf.database_url)}", err=True)
         store = Store.open(conf)
         keys = store.unseal(UnsealSecret.from_passphrase(passphrase))

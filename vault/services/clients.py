@@ -48,7 +48,7 @@ def add_client(ctx: Context, name: str, *, recipients: list[str] | None = None) 
     key_ = name_key(name)
     if ctx.session.scalars(select(Client.id).where(Client.name_key == key_)).first():
         raise Conflict(f"a client named {name!r} already exists", field="name")
-    parsed = []
+    parsed: list[tuple[str, str]] = []
     for text in recipients or []:
         _, canonical, kind = parse_recipient(text)
         if any(c == canonical for c, _ in parsed):

@@ -121,10 +121,10 @@ def _vendor_ref(
         select(Vendor).where(Vendor.client_id == client.id, Vendor.name_key == name_key(name))
     ).first()
     if found is not None:
-        return found.id
+        return str(found.id)
     record = add_record(ctx, "vendor", client.name, name=name, category=category)
     created.append(record.row.name)
-    return record.row.id
+    return str(record.row.id)
 
 
 def _apply(

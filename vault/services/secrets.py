@@ -12,7 +12,7 @@ import binascii
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import insert, select
 
@@ -422,9 +422,13 @@ def update_secret(
         current = reveal_version(cipher, client, secret, _version_row(ctx, secret, None))
         new_value = _check_value(secret.kind, value) if value is not None else current.value
         new_username = (
-            current.username if username is _UNSET else optional_text(username, "username")
-        )  # type: ignore[arg-type]
-        new_notes = current.notes if notes is _UNSET else optional_text(notes, "notes")  # type: ignore[arg-type]
+            current.username
+            if username is _UNSET
+            else optional_text(cast("str | None", username), "username")
+        )
+        new_notes = (
+            current.notes if notes is _UNSET else optional_text(cast("str | None", notes), "notes")
+        )
         version = secret.current_version + 1
         ctx.session.add(
             _seal_version(
