@@ -180,13 +180,17 @@ def recover(
     Needs no vault passphrase and no server; opens the database read-only.
     """
     from cli.commands.clients import load_identities
+    from cli.common import progress_bar
     from vault.config import database_url_for
     from vault.services.recovery import open_backup, recover_client
 
     identities = load_identities(identity_file)
     engine = open_backup(database_url_for(database))
     try:
-        result = recover_client(engine, client_name, identities, with_history=history)
+        with progress_bar("Decrypting") as progress:
+            result = recover_client(
+                engine, client_name, identities, with_history=history, progress=progress
+            )
     finally:
         engine.dispose()
     if as_json:

@@ -219,3 +219,43 @@ def test_failed_command_writes_nothing(initialized: Run, cli_env: dict[str, str]
         assert conn.scalar(select(func.count()).select_from(Client)) == 1
         assert conn.scalar(select(func.count()).select_from(AuditEvent)) == 1
     engine.dispose()
+
+
+def test_corrupted_ciphertext_exits_2(initialized: Run, cli_env: dict[str, str]) -> None:
+    from sqlalchemy import update
+
+    from vault.db.engine import make_engine
+    from vault.db.models import SecretVersion
+
+    ok(initialized("client", "add", "Acme"))
+    ok(
+        initialized(
+            "secret", "add", "Acme", "--title", "Router", "--password-stdin", input="hunter2"
+        )
+    )
+    engine = make_engine(cli_env["CUSTODY_DATABASE_URL"])
+    with engine.begin() as conn:
+        blob = bytearray(conn.scalar(select(SecretVersion.value_ct)))
+        blob[-3] ^= 0x40
+        conn.execute(update(SecretVersion).values(value_ct=bytes(blob)))
+    engine.dispose()
+    result = initialized("secret", "get", "Acme", "Router")
+    line = one_line_error(result, "does not authenticate")
+    assert "hunter2" not in line and result.out == ""
+
+
+def test_recover_progress_is_quiet_without_terminal(
+    initialized: Run, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    escrow = age.X25519Identity.generate()
+    identity = tmp_path / "id.txt"
+    identity.write_text(f"{escrow}\n")
+    ok(initialized("client", "add", "Acme", "--recipient", str(escrow.recipient)))
+    ok(
+        initialized(
+            "secret", "add", "Acme", "--title", "Router", "--password-stdin", input="hunter2"
+        )
+    )
+    db = cli_env["CUSTODY_DATABASE_URL"]
+    result = ok(initialized("recover", "--db", db, "--identity", str(identity), "--client", "Acme"))
+    assert "hunter2" in result.out and result.err == ""

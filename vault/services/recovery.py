@@ -9,11 +9,11 @@ decrypted anyway: their keys are wrapped to other recipients.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from vault.crypto import age
@@ -55,7 +55,9 @@ def recover_client(
     identities: Sequence[age.Identity],
     *,
     with_history: bool = False,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RecoveredClient:
+    """Decrypt every record of one client; ``progress(done, total)`` reports secrets done."""
     with Session(engine) as session:
         client = session.scalars(
             select(Client).where(Client.name_key == name_key(client_name))
@@ -64,7 +66,10 @@ def recover_client(
             raise NotFound(f"no client named {client_name!r} in that database", field="client")
         cipher = FieldCipher(unwrap_client_key(client.wrapped_key, identities, client.id))
         out = RecoveredClient(name=client.name, client_id=client.id)
-        for secret, versions in _secrets(session, client):
+        total = session.scalar(
+            select(func.count()).select_from(Secret).where(Secret.client_id == client.id)
+        )
+        for done, (secret, versions) in enumerate(_secrets(session, client), start=1):
             current = [v for v in versions if v.version == secret.current_version]
             if current:
                 out.secrets.append(reveal_version(cipher, client, secret, current[0]))
@@ -72,6 +77,8 @@ def recover_client(
                 out.history[secret.title] = [
                     reveal_version(cipher, client, secret, v) for v in versions
                 ]
+            if progress is not None:
+                progress(done, total or 0)
         vendors = {
             v.id: v.name
             for v in session.scalars(select(Vendor).where(Vendor.client_id == client.id))
