@@ -108,9 +108,8 @@ def test_canary_never_leaks(vault: Vault, caplog: pytest.LogCaptureFixture) -> N
         assert secrets.read_secret(ctx, "Acme", "Router").value == CANARY + "-value2"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_canary_not_in_database_file(vault: Vault) -> None:
-    if not vault.settings.database_url.startswith("sqlite"):
-        pytest.skip("byte-level file check is for the SQLite file")
     _plant(vault)
     vault.store.engine.dispose()  # type: ignore[attr-defined]
     db_dir = Path(vault.settings.database_url.split("///", 1)[1]).parent

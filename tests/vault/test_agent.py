@@ -27,8 +27,12 @@ def agent(vault: Vault, tmp_path: Path) -> Iterator[str]:
         secrets.add_secret(ctx, "Acme", title="Router", value="hunter2", username="admin")
     path = socket_path(tmp_path / "home")
     started, stop = threading.Event(), threading.Event()
-    thread = threading.Thread(target=serve, args=(path, vault.store, vault.keys),
-                              kwargs={"ready": started.set, "stop": stop}, daemon=True)
+    thread = threading.Thread(
+        target=serve,
+        args=(path, vault.store, vault.keys),
+        kwargs={"ready": started.set, "stop": stop},
+        daemon=True,
+    )
     thread.start()
     assert started.wait(10)
     try:
@@ -107,8 +111,12 @@ def test_stale_socket_is_replaced(vault: Vault, tmp_path: Path) -> None:
     stale.close()  # the file stays, nobody listens: an agent that died
     stop = threading.Event()
     started = threading.Event()
-    thread = threading.Thread(target=serve, args=(path, vault.store, vault.keys),
-                              kwargs={"ready": started.set, "stop": stop}, daemon=True)
+    thread = threading.Thread(
+        target=serve,
+        args=(path, vault.store, vault.keys),
+        kwargs={"ready": started.set, "stop": stop},
+        daemon=True,
+    )
     thread.start()
     assert started.wait(10)
     assert call(path, "ping")
@@ -116,8 +124,9 @@ def test_stale_socket_is_replaced(vault: Vault, tmp_path: Path) -> None:
     thread.join(10)
 
 
-def test_cli_fast_path_uses_agent(agent: str, monkeypatch: pytest.MonkeyPatch,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_fast_path_uses_agent(
+    agent: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from cli.main import main
 
     monkeypatch.setenv("CUSTODY_HOME", os.path.dirname(agent))

@@ -24,8 +24,9 @@ PHRASE = "client's own passphrase"
 
 def _custody(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("custody", path=os.path.dirname(sys.executable)) or "custody"
-    return subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [exe, *args], env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL
+    )
 
 
 @pytest.fixture
@@ -52,8 +53,9 @@ def test_age_opens_stored_client_key(env: dict[str, str], tmp_path: Path) -> Non
     assert _custody(env, "client", "keyfile", "Acme", "--out", str(blob)).returncode == 0
 
     out = tmp_path / "acme-key.txt"
-    code, transcript = run_with_tty([age, "-d", "-i", str(identity), "-o", str(out), str(blob)],
-                                    PHRASE)
+    code, transcript = run_with_tty(
+        [age, "-d", "-i", str(identity), "-o", str(out), str(blob)], PHRASE
+    )
     assert code == 0, transcript
     lines = out.read_text().splitlines()
     assert lines[0] == "custody-client-key/v1" and lines[1].startswith("client: ")
@@ -86,8 +88,9 @@ def test_keygen_interactive_prompts(tmp_path: Path) -> None:
     code, transcript = run_with_tty([exe, "client", "keygen", "--out", str(identity)], PHRASE)
     assert code == 0, transcript
     assert transcript.lower().count("passphrase") >= 2
-    code, transcript = run_with_tty([age, "-d", "-o", str(tmp_path / "id.txt"), str(identity)],
-                                    PHRASE)
+    code, transcript = run_with_tty(
+        [age, "-d", "-o", str(tmp_path / "id.txt"), str(identity)], PHRASE
+    )
     assert code == 0, transcript
     assert (tmp_path / "id.txt").read_text().count("AGE-SECRET-KEY-1") == 1
 
