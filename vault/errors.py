@@ -49,6 +49,18 @@ class NotFound(CustodyError):
     code = "not_found"
 
 
+class Forbidden(CustodyError):
+    """The principal's role does not allow this operation."""
+
+    code = "forbidden"
+
+
+class Unauthenticated(CustodyError):
+    """No valid credentials (one message for every reason, so nothing leaks)."""
+
+    code = "unauthenticated"
+
+
 class Conflict(CustodyError):
     """A uniqueness or state rule would be broken (duplicate name, last recipient...)."""
 

@@ -46,6 +46,7 @@ from vault.errors import (
 )
 
 CLIENT_KEY_SIZE = 32
+VAULT_SECRETS_INFO = b"custody/v1/vault-secrets"
 CLIENT_KEY_HEADER = "custody-client-key/v1"
 MIN_PASSPHRASE_LENGTH = 12
 
@@ -136,6 +137,8 @@ class KeyRing:
 
     vault_id: str
     identity: age.X25519Identity = field(repr=False)
+    #: seals the vault's own small secrets (users' TOTP seeds); derived from the root key
+    vault_cipher: FieldCipher = field(repr=False)
     _ciphers: dict[str, FieldCipher] = field(default_factory=dict, repr=False)
 
     @property
@@ -160,7 +163,11 @@ class KeyRing:
         identity = age.X25519Identity.from_string(raw.decode("ascii"))
         if str(identity.recipient) != key.public:
             raise UnsealError("the vault identity does not match its public key")
-        return cls(vault_id=meta.vault_id, identity=identity)
+        return cls(
+            vault_id=meta.vault_id,
+            identity=identity,
+            vault_cipher=FieldCipher(derive_subkey(root_key, VAULT_SECRETS_INFO)),
+        )
 
     def client_key(self, client: Client) -> bytes:
         return unwrap_client_key(client.wrapped_key, [self.identity], client.id)
@@ -170,6 +177,13 @@ class KeyRing:
         if cipher is None:
             cipher = self._ciphers[client.id] = FieldCipher(self.client_key(client))
         return cipher
+
+
+def derive_subkey(root_key: bytes, info: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(root_key)
 
 
 # --- client keys ------------------------------------------------------------------------

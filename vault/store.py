@@ -16,7 +16,7 @@ from vault.db import engine as db
 from vault.db.models import VaultMeta
 from vault.errors import InvalidInput, UnsealError
 from vault.keys import KeyRing, UnsealSecret, check_new_passphrase, initialize, load_meta
-from vault.services import Context
+from vault.services import Context, Principal
 
 
 @dataclass
@@ -42,11 +42,22 @@ class Store:
             return KeyRing.unseal(session, secret)
 
     @contextmanager
-    def context(self, actor: str, keys: KeyRing | None = None) -> Iterator[Context]:
+    def context(
+        self,
+        actor: str | Principal,
+        keys: KeyRing | None = None,
+        *,
+        source: str | None = None,
+    ) -> Iterator[Context]:
         """One transaction: committed when the block ends, rolled back on any exception, so
-        a failed operation writes nothing (neither its records nor its audit event)."""
+        a failed operation writes nothing (neither its records nor its audit event).
+
+        ``actor`` is a Principal, or a plain name for the local operator."""
+        principal = actor if isinstance(actor, Principal) else Principal.operator(actor)
         with self.session() as session, session.begin():
-            yield Context(session=session, actor=actor, keys=keys)
+            yield Context(
+                session=session, actor=principal.name, keys=keys, principal=principal, source=source
+            )
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,16 @@ class Secret(Base):
     exclusive: Mapped[bool] = mapped_column(Boolean, default=False)
     sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
     rotate_after_use: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Policy: the longest lease a check-out may ask for (None: the vault default), and how
+    # values are generated at rotation.
+    max_lease_seconds: Mapped[int | None] = mapped_column(Integer)
+    generate_length: Mapped[int | None] = mapped_column(Integer)
+    generate_charset: Mapped[str | None] = mapped_column(String(32))
+    # The open exclusive lease, claimed with one conditional UPDATE (see services/checkout.py).
+    held_by_lease_id: Mapped[str | None] = mapped_column(String(36))
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when a rotate-after-use secret was revealed and has not been rotated since.
+    needs_rotation: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -277,3 +287,101 @@ class AuditEvent(Base):
     subject_kind: Mapped[str | None] = mapped_column(String(32))
     subject_id: Mapped[str | None] = mapped_column(String(36))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    role: Mapped[str | None] = mapped_column(String(16))
+    source: Mapped[str | None] = mapped_column(String(64))
+
+
+# --- people and access ------------------------------------------------------------------
+
+ROLES = ("admin", "consultant", "client", "auditor")
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(f"role IN {ROLES!r}", name="role"),
+        CheckConstraint("role <> 'client' OR client_id IS NOT NULL", name="client_has_client"),
+    )
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(200))
+    username_key: Mapped[str] = mapped_column(String(200), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    # A client contact belongs to exactly one client.
+    client_id: Mapped[str | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), index=True
+    )
+    password_hash: Mapped[str] = mapped_column(String(200))
+    # The TOTP seed, sealed under a key derived from the vault root key (docs/crypto.md).
+    totp_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last TOTP time step accepted: a code is never accepted twice.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Grant(Base):
+    """A consultant may work on a client (until ``expires_at``); an auditor is scoped to it."""
+
+    __tablename__ = "grants"
+    __table_args__ = (UniqueConstraint("user_id", "client_id"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class ApiToken(Base):
+    """A session or API token; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str | None] = mapped_column(String(200))
+    # "full", or "enroll" for a token that may only enrol TOTP (first sign-in).
+    scope: Mapped[str] = mapped_column(String(16), default="full")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    source: Mapped[str | None] = mapped_column(String(64))
+
+
+class Lease(Base):
+    """A check-out: who holds which secret, why, and until when."""
+
+    __tablename__ = "leases"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    secret_id: Mapped[str] = mapped_column(ForeignKey("secrets.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    holder: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    ticket: Mapped[str | None] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    exclusive: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    release_kind: Mapped[str | None] = mapped_column(String(16))  # checkin, expired, forced
+
+
+class Reveal(Base):
+    """Rotation debt: this user saw this version of this secret."""
+
+    __tablename__ = "reveals"
+    __table_args__ = (UniqueConstraint("user_id", "secret_id", "version"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_id: Mapped[str] = mapped_column(ForeignKey("secrets.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -40,9 +40,8 @@ def record_many(ctx: Context, events: Sequence[dict[str, Any]]) -> None:
     if not events:
         return
     now = utcnow()
-    ctx.session.execute(
-        insert(AuditEvent), [{"actor": ctx.actor, "at": now, **item} for item in events]
-    )
+    who = {"actor": ctx.actor, "role": ctx.principal.role, "source": ctx.source, "at": now}
+    ctx.session.execute(insert(AuditEvent), [{**who, **item} for item in events])
 
 
 def record(ctx: Context, action: str, **fields: Any) -> None:

@@ -19,7 +19,8 @@ RECIPIENT_KINDS = {"age1": "x25519", "ssh-ed25519": "ssh-ed25519"}
 
 def get_client(ctx: Context, name: str) -> Client:
     client = ctx.session.scalars(select(Client).where(Client.name_key == name_key(name))).first()
-    if client is None:
+    # Out of scope reads exactly like unknown: a client's existence does not leak.
+    if client is None or not ctx.principal.sees(client.id):
         raise NotFound(f"no client named {name!r}", field="client")
     return client
 
@@ -44,6 +45,7 @@ def _rewrap(ctx: Context, client: Client, key: bytes | None = None) -> None:
 
 
 def add_client(ctx: Context, name: str, *, recipients: list[str] | None = None) -> Client:
+    ctx.require("admin")
     name = clean_name(name, "name")
     key_ = name_key(name)
     if ctx.session.scalars(select(Client.id).where(Client.name_key == key_)).first():
@@ -72,7 +74,9 @@ def add_client(ctx: Context, name: str, *, recipients: list[str] | None = None) 
 
 
 def list_clients(ctx: Context) -> list[Client]:
-    return list(ctx.session.scalars(select(Client).order_by(Client.name_key)))
+    ctx.require("admin", "consultant", "client")
+    rows = ctx.session.scalars(select(Client).order_by(Client.name_key))
+    return [c for c in rows if ctx.principal.sees(c.id)]
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ def summarize(ctx: Context, client: Client) -> ClientSummary:
 def add_recipient(
     ctx: Context, client_name: str, text: str, *, label: str | None = None
 ) -> Recipient:
+    ctx.require("admin", "client")
     client = get_client(ctx, client_name)
     _, canonical, kind = parse_recipient(text)
     if any(r.recipient == canonical for r in client.recipients):
@@ -123,6 +128,7 @@ def add_recipient(
 
 
 def remove_recipient(ctx: Context, client_name: str, text: str) -> Recipient:
+    ctx.require("admin", "client")
     client = get_client(ctx, client_name)
     wanted = text.strip()
     with contextlib.suppress(InvalidInput):  # not a key: it may be an id or a label
@@ -157,6 +163,7 @@ def add_contact(
     phone: str | None = None,
     role: str | None = None,
 ) -> Contact:
+    ctx.require("admin", "consultant")
     client = get_client(ctx, client_name)
     contact = Contact(
         name=clean_name(name, "name"),

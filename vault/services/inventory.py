@@ -238,6 +238,7 @@ def _kind(kind: str) -> Kind:
 
 
 def add_record(ctx: Context, kind_name: str, client_name: str, **values: Any) -> InventoryRecord:
+    ctx.require("admin", "consultant")
     kind = _kind(kind_name)
     client = get_client(ctx, client_name)
     name = clean_name(values.get("name"), "name", max_length=MAX_TITLE)
@@ -272,6 +273,7 @@ def add_record(ctx: Context, kind_name: str, client_name: str, **values: Any) ->
 def update_record(
     ctx: Context, kind_name: str, client_name: str, name: str, **values: Any
 ) -> InventoryRecord:
+    ctx.require("admin", "consultant")
     kind = _kind(kind_name)
     client = get_client(ctx, client_name)
     row = _find(ctx, kind, client, name)
@@ -314,6 +316,7 @@ def update_record(
 def list_records(
     ctx: Context, kind_name: str, client_name: str, query: str | None = None
 ) -> list[Any]:
+    ctx.require("admin", "consultant", "client")
     kind = _kind(kind_name)
     client = get_client(ctx, client_name)
     rows = list(
@@ -330,6 +333,7 @@ def list_records(
 
 def show_record(ctx: Context, kind_name: str, client_name: str, name: str) -> InventoryRecord:
     """Open a record with its sensitive fields; the read is recorded."""
+    ctx.require("admin", "consultant", "client")
     kind = _kind(kind_name)
     client = get_client(ctx, client_name)
     row = _find(ctx, kind, client, name)
@@ -358,6 +362,7 @@ def link_secret(
     """Record that a secret opens a vendor account, a domain or an asset."""
     from vault.services.secrets import get_secret_record
 
+    ctx.require("admin", "consultant")
     kind = _kind(kind_name)
     client = get_client(ctx, client_name)
     secret: Secret = get_secret_record(ctx, client, title)

@@ -157,6 +157,7 @@ def add_secrets(ctx: Context, client_name: str, items: Sequence[NewSecret]) -> l
     Everything is validated before anything is written, so one bad item adds nothing. Ids are
     assigned here, so the secrets, their first versions and their audit events go to the
     database in one flush (batched INSERTs) instead of a round trip per row."""
+    ctx.require("admin", "consultant")
     client = get_client(ctx, client_name)
     cleaned = [_validate_new(item) for item in items]
     now = utcnow()
@@ -292,6 +293,7 @@ def read_secret(
 
     One query finds client, secret and version together: this is the hottest path of the
     vault (every check-out and every `custody secret get`)."""
+    ctx.require()  # the local operator only: everyone else checks secrets out
     reason = optional_text(reason, "reason", max_length=500)
     wanted = Secret.current_version if version is None else version
     found = ctx.session.execute(
@@ -329,6 +331,7 @@ def read_client_secrets(
     """Decrypt the current version of every secret of a client (one query), recording one
     read event per secret. For exports and bulk hand-overs."""
     reason = optional_text(reason, "reason", max_length=500)
+    ctx.require("admin", "client")
     client = get_client(ctx, client_name)
     cipher = ctx.keyring().cipher(client)
     rows = ctx.session.execute(
@@ -380,6 +383,7 @@ def update_secret(
     rotate_after_use: bool | None = None,
 ) -> Secret:
     """Change metadata in place; a change to value, username or notes adds a new version."""
+    ctx.require("admin", "consultant")
     client = get_client(ctx, client_name)
     secret = get_secret_record(ctx, client, title)
     changed: list[str] = []
@@ -465,6 +469,7 @@ def list_secrets(
     kind: str | None = None,
     tag: str | None = None,
 ) -> list[Secret]:
+    ctx.require("admin", "consultant", "client")
     client = get_client(ctx, client_name)
     stmt = select(Secret).where(Secret.client_id == client.id).order_by(Secret.title_key)
     if kind:
@@ -485,6 +490,7 @@ def list_secrets(
 
 
 def history(ctx: Context, client_name: str, title: str) -> list[SecretVersion]:
+    ctx.require("admin", "consultant", "client")
     client = get_client(ctx, client_name)
     secret = get_secret_record(ctx, client, title)
     return list(

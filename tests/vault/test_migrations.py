@@ -1,0 +1,47 @@
+"""Migrations: models and migrations never drift apart, and upgrades keep the data."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from vault.db import engine as db
+from vault.db.models import Base
+
+
+def test_models_match_migrations(database_url: str) -> None:
+    engine = db.make_engine(database_url, create_dirs=True)
+    try:
+        db.upgrade(engine)
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == [], "models changed without a migration (alembic revision --autogenerate)"
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_from_first_revision_keeps_data(database_url: str) -> None:
+    engine = db.make_engine(database_url, create_dirs=True)
+    try:
+        command.upgrade(db._alembic_config(engine), "0001")
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO clients (id, name, name_key, created_at, updated_at, wrapped_key) "
+                "VALUES ('c1', 'Acme', 'acme', '2026-01-01 00:00:00+00:00', "
+                "'2026-01-01 00:00:00+00:00', :k)"), {"k": b"blob"})
+            conn.execute(text(
+                "INSERT INTO secrets (id, client_id, title, title_key, kind, tags, "
+                "current_version, exclusive, sensitive, rotate_after_use, created_at, updated_at)"
+                " VALUES ('s1', 'c1', 'Router', 'router', 'login', '[]', 1, false, false, false,"
+                " '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"))
+        before, after = db.upgrade(engine)
+        assert (before, after) == ("0001", db.head_revision())
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT title, needs_rotation, held_by_lease_id FROM secrets")
+                               ).one()
+        assert row[0] == "Router" and not row[1] and row[2] is None
+        db.check_schema(engine)
+    finally:
+        engine.dispose()
