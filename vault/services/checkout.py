@@ -1,0 +1,391 @@
+"""Check-out and check-in: the consultant's daily path to a secret value.
+
+A check-out needs a reason (free text and/or a ticket), opens a lease (default one hour, at most
+the secret's or the vault's maximum) and is the only way a value leaves the API. An *exclusive*
+secret admits one open lease: the claim is a single conditional UPDATE whose row count decides
+the winner, so concurrent check-outs serialise correctly on SQLite (which ignores SELECT ... FOR
+UPDATE) and on PostgreSQL alike. Every check-out records a *reveal* (rotation debt); secrets
+marked rotate-after-use must come back with a new value.
+"""
+
+from __future__ import annotations
+
+import secrets as pysecrets
+import string
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, select, update
+
+from vault.db.models import Lease, Reveal, Secret, SecretVersion, User, utcnow
+from vault.errors import Conflict, Forbidden, InvalidInput, NotFound
+from vault.services import Context, audit
+from vault.services.clients import get_client
+from vault.services.secrets import (
+    RevealedSecret,
+    _check_value,
+    _seal_version,
+    get_secret_record,
+    reveal_version,
+)
+from vault.services.validation import optional_text
+
+DEFAULT_LEASE = timedelta(hours=1)
+MAX_LEASE = timedelta(hours=8)
+MIN_STRENGTH = 3  # zxcvbn score (0-4) a rotated value must reach
+CHARSETS = {
+    "alnum": string.ascii_letters + string.digits,
+    "full": string.ascii_letters + string.digits + "!#$%&()*+,-./:;<=>?@[]^_{|}~",
+    "hex": "0123456789abcdef",
+    "digits": string.digits,
+}
+DEFAULT_LENGTH = 24
+DEFAULT_CHARSET = "full"
+
+
+@dataclass(frozen=True)
+class CheckedOut:
+    lease: Lease
+    secret: RevealedSecret
+
+
+def _user(ctx: Context) -> User | None:
+    return ctx.session.get(User, ctx.principal.user_id) if ctx.principal.user_id else None
+
+
+def checkout(
+    ctx: Context,
+    client_name: str,
+    title: str,
+    *,
+    reason: str | None,
+    ticket: str | None = None,
+    ttl: timedelta | None = None,
+    totp_code: str | None = None,
+    now: datetime | None = None,
+) -> CheckedOut:
+    ctx.require("admin", "consultant")
+    now = now or utcnow()
+    reason = optional_text(reason, "reason", max_length=1000)
+    ticket = optional_text(ticket, "ticket", max_length=200)
+    if not reason and not ticket:
+        raise InvalidInput("a check-out needs a reason or a ticket reference", field="reason")
+    client = get_client(ctx, client_name)
+    secret = get_secret_record(ctx, client, title)
+    limit = timedelta(seconds=secret.max_lease_seconds) if secret.max_lease_seconds else MAX_LEASE
+    ttl = DEFAULT_LEASE if ttl is None else ttl
+    if ttl <= timedelta(0) or ttl > limit:
+        raise InvalidInput(
+            f"a lease lasts between 1 second and {int(limit.total_seconds())} seconds",
+            field="ttl",
+        )
+    user = _user(ctx)
+    if secret.sensitive:
+        from vault.services.users import verify_fresh_totp
+
+        if user is None or not verify_fresh_totp(ctx, user, totp_code):
+            raise Forbidden("this secret is sensitive: give a fresh TOTP code", field="totp")
+    lease = Lease(
+        secret_id=secret.id,
+        client_id=client.id,
+        user_id=user.id if user else None,
+        holder=ctx.actor,
+        reason=reason,
+        ticket=ticket,
+        version=secret.current_version,
+        exclusive=secret.exclusive,
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    ctx.session.add(lease)
+    ctx.session.flush()
+    if secret.exclusive:
+        claimed = cast(
+            CursorResult[Any],
+            ctx.session.execute(
+                update(Secret)
+                .where(
+                    Secret.id == secret.id,
+                    (Secret.held_by_lease_id.is_(None)) | (Secret.held_until <= now),
+                )
+                .values(held_by_lease_id=lease.id, held_until=lease.expires_at)
+                .execution_options(synchronize_session=False)
+            ),
+        ).rowcount
+        if claimed != 1:
+            holder = ctx.session.get(Lease, _holding_lease_id(ctx, secret.id))
+            who = holder.holder if holder else "another user"
+            until = holder.expires_at.isoformat(timespec="seconds") if holder else "soon"
+            raise Conflict(f"{secret.title!r} is checked out by {who} until {until}", field="title")
+    row = ctx.session.scalars(
+        select(SecretVersion).where(
+            SecretVersion.secret_id == secret.id, SecretVersion.version == secret.current_version
+        )
+    ).one()
+    revealed = reveal_version(ctx.keyring().cipher(client), client, secret, row)
+    if user is not None:
+        _record_reveal(ctx, user, secret, row.version, now)
+    if secret.rotate_after_use and not secret.needs_rotation:
+        secret.needs_rotation = True
+    audit.record(
+        ctx,
+        "secret.checkout",
+        client_id=client.id,
+        subject_kind="secret",
+        subject_id=secret.id,
+        title=secret.title,
+        version=row.version,
+        lease_id=lease.id,
+        reason=reason,
+        ticket=ticket,
+        expires_at=lease.expires_at.isoformat(timespec="seconds"),
+    )
+    return CheckedOut(lease=lease, secret=revealed)
+
+
+def _holding_lease_id(ctx: Context, secret_id: str) -> str | None:
+    return ctx.session.scalar(select(Secret.held_by_lease_id).where(Secret.id == secret_id))
+
+
+def _record_reveal(ctx: Context, user: User, secret: Secret, version: int, now: datetime) -> None:
+    found = ctx.session.scalars(
+        select(Reveal).where(
+            Reveal.user_id == user.id, Reveal.secret_id == secret.id, Reveal.version == version
+        )
+    ).first()
+    if found is None:
+        ctx.session.add(
+            Reveal(user_id=user.id, secret_id=secret.id, version=version, first_at=now, last_at=now)
+        )
+    else:
+        found.last_at = now
+
+
+def _open_lease(ctx: Context, lease_id: str) -> tuple[Lease, Secret]:
+    lease = ctx.session.get(Lease, lease_id)
+    if lease is None or not ctx.principal.sees(lease.client_id):
+        raise NotFound("no such lease", field="lease")
+    if lease.released_at is not None:
+        raise Conflict(f"the lease was already ended ({lease.release_kind})", field="lease")
+    secret = ctx.session.get(Secret, lease.secret_id)
+    assert secret is not None
+    return lease, secret
+
+
+def checkin(
+    ctx: Context,
+    lease_id: str,
+    *,
+    new_value: str | None = None,
+    generate: bool = False,
+    now: datetime | None = None,
+) -> tuple[Lease, int | None, str | None]:
+    """End a lease. Returns (lease, new version or None, generated value or None).
+
+    A rotate-after-use secret must come back with a new value (given or generated); a given
+    value must be strong (zxcvbn score >= 3)."""
+    ctx.require("admin", "consultant")
+    now = now or utcnow()
+    lease, secret = _open_lease(ctx, lease_id)
+    if lease.user_id != ctx.principal.user_id:
+        raise NotFound("no such lease", field="lease")  # other people's leases do not exist
+    generated = None
+    if generate:
+        if new_value is not None:
+            raise InvalidInput(
+                "give a new value or ask for one to be generated, not both", field="value"
+            )
+        generated = new_value = generate_value(secret)
+    version = None
+    if new_value is not None:
+        if generated is None:
+            check_strength(new_value, secret)
+        version = _rotate(ctx, secret, new_value)
+    elif secret.rotate_after_use:
+        raise InvalidInput(
+            f"{secret.title!r} must be rotated at check-in: give a new value "
+            "or ask for a generated one",
+            field="value",
+        )
+    _release(ctx, lease, secret, "checkin", now)
+    audit.record(
+        ctx,
+        "secret.checkin",
+        client_id=lease.client_id,
+        subject_kind="secret",
+        subject_id=secret.id,
+        title=secret.title,
+        lease_id=lease.id,
+        rotated_to=version,
+    )
+    return lease, version, generated
+
+
+def _rotate(ctx: Context, secret: Secret, value: str) -> int:
+    from vault.db.models import Client
+
+    client = ctx.session.get(Client, secret.client_id)
+    assert client is not None
+    _check_value(secret.kind, value)
+    cipher = ctx.keyring().cipher(client)
+    current = ctx.session.scalars(
+        select(SecretVersion).where(
+            SecretVersion.secret_id == secret.id, SecretVersion.version == secret.current_version
+        )
+    ).one()
+    old = reveal_version(cipher, client, secret, current)
+    version = secret.current_version + 1
+    ctx.session.add(
+        _seal_version(cipher, client, secret, version, ctx.actor, value, old.username, old.notes)
+    )
+    secret.current_version = version
+    secret.needs_rotation = False
+    return version
+
+
+def _release(ctx: Context, lease: Lease, secret: Secret, kind: str, now: datetime) -> None:
+    lease.released_at, lease.release_kind = now, kind
+    if lease.exclusive:
+        ctx.session.execute(
+            update(Secret)
+            .where(Secret.id == secret.id, Secret.held_by_lease_id == lease.id)
+            .values(held_by_lease_id=None, held_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def force_release(ctx: Context, lease_id: str, *, now: datetime | None = None) -> Lease:
+    ctx.require("admin")
+    now = now or utcnow()
+    lease, secret = _open_lease(ctx, lease_id)
+    _release(ctx, lease, secret, "forced", now)
+    audit.record(
+        ctx,
+        "lease.force_release",
+        client_id=lease.client_id,
+        subject_kind="secret",
+        subject_id=secret.id,
+        lease_id=lease.id,
+        holder=lease.holder,
+    )
+    return lease
+
+
+def expire_leases(ctx: Context, *, now: datetime | None = None) -> int:
+    """Mark leases past their expiry as ended (exclusive holds lapse by themselves anyway)."""
+    now = now or utcnow()
+    rows = list(
+        ctx.session.scalars(
+            select(Lease).where(Lease.released_at.is_(None), Lease.expires_at <= now)
+        )
+    )
+    for lease in rows:
+        secret = ctx.session.get(Secret, lease.secret_id)
+        assert secret is not None
+        _release(ctx, lease, secret, "expired", now)
+        audit.record(
+            ctx,
+            "lease.expire",
+            client_id=lease.client_id,
+            subject_kind="secret",
+            subject_id=secret.id,
+            lease_id=lease.id,
+            holder=lease.holder,
+        )
+    return len(rows)
+
+
+def list_leases(
+    ctx: Context, *, mine: bool = False, overdue: bool = False, now: datetime | None = None
+) -> list[Lease]:
+    ctx.require("admin", "consultant")
+    now = now or utcnow()
+    stmt = select(Lease).where(Lease.released_at.is_(None)).order_by(Lease.expires_at)
+    if mine or ctx.principal.role == "consultant":
+        stmt = stmt.where(Lease.user_id == ctx.principal.user_id)
+    if overdue:
+        stmt = stmt.where(Lease.expires_at <= now)
+    return [lease for lease in ctx.session.scalars(stmt) if ctx.principal.sees(lease.client_id)]
+
+
+def awaiting_rotation(ctx: Context) -> list[Secret]:
+    ctx.require("admin", "consultant")
+    rows = ctx.session.scalars(
+        select(Secret).where(Secret.needs_rotation.is_(True)).order_by(Secret.title_key)
+    )
+    return [s for s in rows if ctx.principal.sees(s.client_id)]
+
+
+def totp_code(
+    ctx: Context, client_name: str, title: str, *, now: datetime | None = None
+) -> tuple[str, int]:
+    """The current code of a stored TOTP seed, and seconds it stays valid; never the seed."""
+    import pyotp
+
+    ctx.require("admin", "consultant")
+    now = now or utcnow()
+    client = get_client(ctx, client_name)
+    secret = get_secret_record(ctx, client, title)
+    if secret.kind != "totp":
+        raise InvalidInput(f"{secret.title!r} is not a TOTP seed", field="title")
+    row = ctx.session.scalars(
+        select(SecretVersion).where(
+            SecretVersion.secret_id == secret.id, SecretVersion.version == secret.current_version
+        )
+    ).one()
+    seed = reveal_version(ctx.keyring().cipher(client), client, secret, row).value.strip()
+    if seed.startswith("otpauth://"):
+        otp = pyotp.parse_uri(seed)
+        digits, interval = otp.digits, getattr(otp, "interval", 30)
+        seed = otp.secret
+    else:
+        digits, interval = 6, 30
+    code = pyotp.TOTP(seed.replace(" ", "").upper(), digits=digits, interval=interval).at(now)
+    remaining = interval - int(now.timestamp()) % interval
+    audit.record(
+        ctx,
+        "secret.totp",
+        client_id=client.id,
+        subject_kind="secret",
+        subject_id=secret.id,
+        title=secret.title,
+    )
+    return code, remaining
+
+
+def offboarding(ctx: Context, username: str) -> list[tuple[Secret, Reveal]]:
+    """What this user saw that has not been rotated since: the secrets to rotate when they go."""
+    from vault.services.users import get_user
+
+    ctx.require("admin")
+    user = get_user(ctx, username)
+    rows = ctx.session.execute(
+        select(Secret, Reveal)
+        .join(Reveal, Reveal.secret_id == Secret.id)
+        .where(Reveal.user_id == user.id, Reveal.version == Secret.current_version)
+        .order_by(Secret.client_id, Secret.title_key)
+    )
+    audit.record(
+        ctx, "report.offboarding", subject_kind="user", subject_id=user.id, username=user.username
+    )
+    return [(s, r) for s, r in rows]
+
+
+def generate_value(secret: Secret) -> str:
+    length = secret.generate_length or DEFAULT_LENGTH
+    alphabet = CHARSETS[secret.generate_charset or DEFAULT_CHARSET]
+    return "".join(pysecrets.choice(alphabet) for _ in range(length))
+
+
+def check_strength(value: str, secret: Secret) -> None:
+    from zxcvbn import zxcvbn
+
+    # zxcvbn is quadratic in length; a long random value is strong by construction.
+    if len(value) >= 64:
+        return
+    result = zxcvbn(value[:64], user_inputs=[secret.title])
+    if result["score"] < MIN_STRENGTH:
+        raise InvalidInput(
+            "the new value is too weak (guessable); use a generated one", field="value"
+        )
