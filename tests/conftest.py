@@ -12,12 +12,16 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from vault.config import Settings, sqlite_url
+from vault.keys import KeyRing
+from vault.services import Context
+from vault.store import Store
 
 DEFAULT_PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 TEST_PASSPHRASE = "correct horse battery staple"
@@ -96,12 +100,12 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 @dataclass
 class Vault:
-    store: object
-    keys: object
+    store: Store
+    keys: KeyRing
     settings: Settings
 
-    def ctx(self, actor: str = "operator:test", keys: bool = True):  # type: ignore[no-untyped-def]
-        return self.store.context(actor, self.keys if keys else None)  # type: ignore[attr-defined]
+    def ctx(self, actor: str = "operator:test", keys: bool = True) -> ContextManager[Context]:
+        return self.store.context(actor, self.keys if keys else None)
 
 
 @pytest.fixture

@@ -100,7 +100,7 @@ def test_canary_never_leaks(vault: Vault, caplog: pytest.LogCaptureFixture) -> N
     for err in errors:
         assert CANARY not in str(err) and CANARY not in repr(err)
         assert CANARY not in str(err.__cause__ or "") and err.__suppress_context__ in (True, False)
-    with vault.store.session() as s:  # type: ignore[attr-defined]
+    with vault.store.session() as s:
         for event in s.scalars(select(AuditEvent)):
             assert CANARY not in repr(event.detail)
     # the sealed values round-trip, so the canary really was stored (sealed)
@@ -111,7 +111,7 @@ def test_canary_never_leaks(vault: Vault, caplog: pytest.LogCaptureFixture) -> N
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_canary_not_in_database_file(vault: Vault) -> None:
     _plant(vault)
-    vault.store.engine.dispose()  # type: ignore[attr-defined]
+    vault.store.engine.dispose()
     db_dir = Path(vault.settings.database_url.split("///", 1)[1]).parent
     for path in db_dir.iterdir():  # the main file, and any -wal / -shm beside it
         data = path.read_bytes()

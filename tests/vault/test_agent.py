@@ -47,7 +47,7 @@ def test_read_through_agent_is_audited(agent: str, vault: Vault) -> None:
     assert call(agent, "ping")["recipient"].startswith("age1")
     got = call(agent, "secret.read", {"client": "acme", "title": "router", "reason": "T-1"})
     assert (got["value"], got["username"], got["version"]) == ("hunter2", "admin", 1)
-    with vault.store.session() as s:  # type: ignore[attr-defined]
+    with vault.store.session() as s:
         event = s.scalars(select(AuditEvent).where(AuditEvent.action == "secret.read")).one()
     assert event.actor.startswith("operator:") and event.detail["reason"] == "T-1"
 

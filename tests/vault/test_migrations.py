@@ -27,20 +27,28 @@ def test_upgrade_from_first_revision_keeps_data(database_url: str) -> None:
     try:
         command.upgrade(db._alembic_config(engine), "0001")
         with engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO clients (id, name, name_key, created_at, updated_at, wrapped_key) "
-                "VALUES ('c1', 'Acme', 'acme', '2026-01-01 00:00:00+00:00', "
-                "'2026-01-01 00:00:00+00:00', :k)"), {"k": b"blob"})
-            conn.execute(text(
-                "INSERT INTO secrets (id, client_id, title, title_key, kind, tags, "
-                "current_version, exclusive, sensitive, rotate_after_use, created_at, updated_at)"
-                " VALUES ('s1', 'c1', 'Router', 'router', 'login', '[]', 1, false, false, false,"
-                " '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"))
+            conn.execute(
+                text(
+                    "INSERT INTO clients (id, name, name_key, created_at, updated_at, wrapped_key) "
+                    "VALUES ('c1', 'Acme', 'acme', '2026-01-01 00:00:00+00:00', "
+                    "'2026-01-01 00:00:00+00:00', :k)"
+                ),
+                {"k": b"blob"},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO secrets (id, client_id, title, title_key, kind, tags, "
+                    "current_version, exclusive, sensitive, rotate_after_use, created_at, updated_at)"
+                    " VALUES ('s1', 'c1', 'Router', 'router', 'login', '[]', 1, false, false, false,"
+                    " '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+                )
+            )
         before, after = db.upgrade(engine)
         assert (before, after) == ("0001", db.head_revision())
         with engine.connect() as conn:
-            row = conn.execute(text("SELECT title, needs_rotation, held_by_lease_id FROM secrets")
-                               ).one()
+            row = conn.execute(
+                text("SELECT title, needs_rotation, held_by_lease_id FROM secrets")
+            ).one()
         assert row[0] == "Router" and not row[1] and row[2] is None
         db.check_schema(engine)
     finally:

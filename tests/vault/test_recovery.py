@@ -80,7 +80,7 @@ def backup(vault: Vault, tmp_path: Path) -> tuple[str, Path, Path]:
         db = str(_copy_sqlite(vault.settings.database_url, tmp_path / "backup-copy.db"))
     else:
         db = vault.settings.database_url
-    vault.store.engine.dispose()  # type: ignore[attr-defined]
+    vault.store.engine.dispose()
     acme_file, globex_file = tmp_path / "acme.key", tmp_path / "globex.key"
     acme_file.write_text(f"# acme escrow\n{acme_id}\n")
     globex_file.write_text(f"{globex_id}\n")

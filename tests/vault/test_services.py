@@ -21,7 +21,7 @@ from vault.services import clients, inventory, secrets
 
 
 def _count(vault: Vault, model: type) -> int:
-    with vault.store.session() as s:  # type: ignore[attr-defined]
+    with vault.store.session() as s:
         return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
@@ -31,7 +31,7 @@ def test_client_key_is_wrapped_to_vault_and_escrow(vault: Vault) -> None:
         client = clients.add_client(ctx, "Acme Dental", recipients=[str(escrow.recipient)])
         client_id, wrapped = client.id, client.wrapped_key
     by_escrow = unwrap_client_key(wrapped, [escrow], client_id)
-    by_vault = unwrap_client_key(wrapped, [vault.keys.identity], client_id)  # type: ignore[attr-defined]
+    by_vault = unwrap_client_key(wrapped, [vault.keys.identity], client_id)
     assert by_escrow == by_vault and len(by_escrow) == 32
     with pytest.raises(DecryptionError):
         unwrap_client_key(wrapped, [age.X25519Identity.generate()], client_id)
@@ -58,7 +58,7 @@ def test_add_and_remove_recipient_rewraps_key_only(vault: Vault) -> None:
     with vault.ctx() as ctx:
         clients.add_client(ctx, "Acme", recipients=[str(first.recipient)])
         secrets.add_secret(ctx, "Acme", title="Router", value="s3cret")
-    with vault.store.session() as s:  # type: ignore[attr-defined]
+    with vault.store.session() as s:
         before = s.scalars(select(SecretVersion.value_ct)).one()
     with vault.ctx() as ctx:
         clients.add_recipient(ctx, "Acme", str(second.recipient), label="owner laptop")
@@ -66,7 +66,7 @@ def test_add_and_remove_recipient_rewraps_key_only(vault: Vault) -> None:
         clients.add_recipient(ctx, "acme", str(second.recipient))
     with vault.ctx() as ctx:
         clients.remove_recipient(ctx, "Acme", str(first.recipient))
-    with vault.store.session() as s:  # type: ignore[attr-defined]
+    with vault.store.session() as s:
         client = s.scalars(select(Client)).one()
         assert s.scalars(select(SecretVersion.value_ct)).one() == before  # data untouched
         assert [r.recipient for r in client.recipients] == [str(second.recipient)]
@@ -172,7 +172,7 @@ def test_corrupted_ciphertext_is_one_clear_error(vault: Vault) -> None:
     with vault.ctx() as ctx:
         clients.add_client(ctx, "Acme")
         secrets.add_secret(ctx, "Acme", title="Router", value="hunter2")
-    with vault.store.session() as s, s.begin():  # type: ignore[attr-defined]
+    with vault.store.session() as s, s.begin():
         blob = bytearray(s.scalars(select(SecretVersion.value_ct)).one())
         blob[-1] ^= 0xFF
         s.execute(update(SecretVersion).values(value_ct=bytes(blob)))
@@ -186,7 +186,7 @@ def test_ciphertext_moved_between_secrets_fails(vault: Vault) -> None:
         clients.add_client(ctx, "Acme")
         secrets.add_secret(ctx, "Acme", title="A", value="value-of-a")
         secrets.add_secret(ctx, "Acme", title="B", value="value-of-b")
-    with vault.store.session() as s, s.begin():  # type: ignore[attr-defined]
+    with vault.store.session() as s, s.begin():
         rows = {sec.title: sec.id for sec in s.scalars(select(Secret))}
         a_ct = s.scalars(
             select(SecretVersion.value_ct).where(SecretVersion.secret_id == rows["A"])
@@ -204,7 +204,7 @@ def test_client_key_swapped_between_clients_is_refused(vault: Vault) -> None:
     with vault.ctx() as ctx:
         clients.add_client(ctx, "Acme")
         clients.add_client(ctx, "Globex")
-    with vault.store.session() as s, s.begin():  # type: ignore[attr-defined]
+    with vault.store.session() as s, s.begin():
         acme = s.scalars(select(Client).where(Client.name == "Acme")).one()
         s.execute(
             update(Client).where(Client.name == "Globex").values(wrapped_key=acme.wrapped_key)
@@ -286,7 +286,7 @@ def test_every_change_and_read_is_audited(vault: Vault) -> None:
         secrets.add_secret(ctx, "Acme", title="Router", value="hunter2")
     with vault.ctx(actor="operator:bob") as ctx:
         secrets.read_secret(ctx, "Acme", "Router", reason="ticket 42")
-    with vault.store.session() as s:  # type: ignore[attr-defined]
+    with vault.store.session() as s:
         events = list(s.scalars(select(AuditEvent).order_by(AuditEvent.id)))
     assert [(e.actor, e.action) for e in events] == [
         ("operator:alice", "client.add"),

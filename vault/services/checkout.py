@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from sqlalchemy import CursorResult, select, update
 
 from vault.db.models import Lease, Reveal, Secret, SecretVersion, User, utcnow
@@ -27,6 +28,7 @@ from vault.services.secrets import (
     _check_value,
     _seal_version,
     get_secret_record,
+    parse_totp_seed,
     reveal_version,
 )
 from vault.services.validation import optional_text
@@ -320,9 +322,10 @@ def awaiting_rotation(ctx: Context) -> list[Secret]:
 def totp_code(
     ctx: Context, client_name: str, title: str, *, now: datetime | None = None
 ) -> tuple[str, int]:
-    """The current code of a stored TOTP seed, and seconds it stays valid; never the seed."""
-    import pyotp
+    """The current code of a stored TOTP seed, and seconds it stays valid; never the seed.
 
+    cryptography's RFC 6238 implementation, because vendors still issue 80-bit seeds that
+    pyotp refuses (``enforce_key_length=False`` accepts them)."""
     ctx.require("admin", "consultant")
     now = now or utcnow()
     client = get_client(ctx, client_name)
@@ -334,14 +337,10 @@ def totp_code(
             SecretVersion.secret_id == secret.id, SecretVersion.version == secret.current_version
         )
     ).one()
-    seed = reveal_version(ctx.keyring().cipher(client), client, secret, row).value.strip()
-    if seed.startswith("otpauth://"):
-        otp = pyotp.parse_uri(seed)
-        digits, interval = otp.digits, getattr(otp, "interval", 30)
-        seed = otp.secret
-    else:
-        digits, interval = 6, 30
-    code = pyotp.TOTP(seed.replace(" ", "").upper(), digits=digits, interval=interval).at(now)
+    stored = reveal_version(ctx.keyring().cipher(client), client, secret, row).value
+    seed, digits, interval, algorithm = parse_totp_seed(stored)
+    totp = TOTP(seed, digits, algorithm, interval, enforce_key_length=False)
+    code = totp.generate(int(now.timestamp())).decode("ascii")
     remaining = interval - int(now.timestamp()) % interval
     audit.record(
         ctx,

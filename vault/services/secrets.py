@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
+from cryptography.hazmat.primitives import hashes
 from sqlalchemy import insert, select
 
 from vault.crypto.fields import FieldCipher, FieldLocation
@@ -74,26 +75,51 @@ def _check_totp_seed(value: str) -> None:
 
     We accept 80-bit seeds: many vendors still issue them, and an escrow vault must keep
     whatever the vendor handed out (pyotp refuses under 112 bits, so we check ourselves)."""
-    text = value.strip()
-    if text.startswith("otpauth://"):
-        from urllib.parse import parse_qs, urlsplit
+    key, _, _, _ = parse_totp_seed(value)
+    if len(key) < 10:
+        raise InvalidInput("a TOTP seed must be at least 80 bits", field="value")
 
+
+TotpHash = hashes.SHA1 | hashes.SHA256 | hashes.SHA512
+_TOTP_ALGORITHMS: dict[str, type[TotpHash]] = {
+    "SHA1": hashes.SHA1,
+    "SHA256": hashes.SHA256,
+    "SHA512": hashes.SHA512,
+}
+
+
+def parse_totp_seed(stored: str) -> tuple[bytes, int, int, TotpHash]:
+    """(key, digits, period, algorithm) from a base32 seed or an otpauth:// URI; raises
+    InvalidInput (naming the field, never the seed) when it is neither."""
+    from urllib.parse import parse_qs, urlsplit
+
+    text, digits, period, algorithm = stored.strip(), 6, 30, "SHA1"
+    if text.startswith("otpauth://"):
         parts = urlsplit(text)
-        seeds = parse_qs(parts.query).get("secret", [])
-        if parts.netloc not in ("totp", "hotp") or len(seeds) != 1:
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if parts.netloc not in ("totp", "hotp") or "secret" not in query:
             raise InvalidInput(
-                "the otpauth:// URI needs type totp or hotp and one secret", field="value"
+                "the otpauth:// URI needs type totp or hotp and a secret", field="value"
             )
-        text = seeds[0]
+        text = query["secret"]
+        try:
+            digits = int(query.get("digits", 6))
+            period = int(query.get("period", 30))
+        except ValueError:
+            raise InvalidInput(
+                "the otpauth:// URI has bad digits or period", field="value"
+            ) from None
+        algorithm = query.get("algorithm", "SHA1").upper()
+    if digits not in (6, 7, 8) or not 1 <= period <= 300 or algorithm not in _TOTP_ALGORITHMS:
+        raise InvalidInput("these TOTP parameters are not supported", field="value")
     compact = text.replace(" ", "").upper()
     try:
-        raw = base64.b32decode(compact + "=" * (-len(compact) % 8))
+        key = base64.b32decode(compact + "=" * (-len(compact) % 8))
     except (binascii.Error, ValueError):
         raise InvalidInput(
             "a TOTP seed must be base32 (A-Z, 2-7) or an otpauth:// URI", field="value"
         ) from None
-    if len(raw) < 10:
-        raise InvalidInput("a TOTP seed must be at least 80 bits", field="value")
+    return key, digits, period, _TOTP_ALGORITHMS[algorithm]()
 
 
 def _seal_version(

@@ -1,0 +1,157 @@
+"""Check-out and check-in on each engine: leases, exclusivity, rotation, TOTP codes, debt."""
+
+from __future__ import annotations
+
+import base64
+from datetime import timedelta
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.twofactor.totp import TOTP
+from sqlalchemy import select
+
+from tests.conftest import Vault
+from vault.db.models import AuditEvent, User, utcnow
+from vault.errors import Conflict, Forbidden, InvalidInput, NotFound
+from vault.services import Principal, checkout, clients, secrets, users
+
+PW = "a long enough password"
+
+
+@pytest.fixture
+def people(vault: Vault) -> dict[str, Principal]:
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Acme")
+        for name in ("carol", "dave"):
+            users.create_user(ctx, name, role="consultant", password=PW)
+            users.grant(ctx, name, "Acme")
+        secrets.add_secret(ctx, "Acme", title="Router", value="r0uter-pass")
+        secrets.add_secret(
+            ctx,
+            "Acme",
+            title="Domain admin",
+            value="d0main-pass",
+            exclusive=True,
+            rotate_after_use=True,
+        )
+        secrets.add_secret(ctx, "Acme", title="M365 2FA", value="JBSWY3DPEHPK3PXP", kind="totp")
+    with vault.store.session() as s:
+        return {u.username: users.principal_for(s, u) for u in s.scalars(select(User))}
+
+
+def test_checkout_returns_value_and_records_lease(vault: Vault, people: dict) -> None:
+    with vault.store.context(people["carol"], vault.keys) as ctx:
+        out = checkout.checkout(ctx, "Acme", "Router", reason="fix VPN", ticket="T-7")
+        assert out.secret.value == "r0uter-pass"
+        assert out.lease.expires_at - out.lease.created_at == checkout.DEFAULT_LEASE
+        lease_id = out.lease.id
+    with vault.store.context(people["carol"], vault.keys) as ctx:
+        assert [lease.id for lease in checkout.list_leases(ctx)] == [lease_id]
+        lease, version, generated = checkout.checkin(ctx, lease_id)
+        assert lease.release_kind == "checkin" and version is None and generated is None
+    with vault.store.session() as s:
+        event = s.scalars(select(AuditEvent).where(AuditEvent.action == "secret.checkout")).one()
+    assert event.detail["reason"] == "fix VPN" and event.role == "consultant"
+    assert "r0uter-pass" not in str(event.detail)
+
+
+def test_reason_and_ttl_rules(vault: Vault, people: dict) -> None:
+    with vault.store.context(people["carol"], vault.keys) as ctx:
+        with pytest.raises(InvalidInput, match="reason"):
+            checkout.checkout(ctx, "Acme", "Router", reason="  ")
+        with pytest.raises(InvalidInput, match="ttl|lease"):
+            checkout.checkout(ctx, "Acme", "Router", reason="x", ttl=timedelta(hours=9))
+
+
+def test_exclusive_second_checkout_names_holder(vault: Vault, people: dict) -> None:
+    with vault.store.context(people["carol"], vault.keys) as ctx:
+        first = checkout.checkout(ctx, "Acme", "Domain admin", reason="AD reset")
+    with pytest.raises(Conflict, match="user:carol until"):
+        with vault.store.context(people["dave"], vault.keys) as ctx:
+            checkout.checkout(ctx, "Acme", "Domain admin", reason="also")
+    # a rotate-after-use secret must come back with a new value
+    with vault.store.context(people["carol"], vault.keys) as ctx:
+        with pytest.raises(InvalidInput, match="rotated"):
+            checkout.checkin(ctx, first.lease.id)
+    with vault.store.context(people["carol"], vault.keys) as ctx:
+        with pytest.raises(InvalidInput, match="weak"):
+            checkout.checkin(ctx, first.lease.id, new_value="password1")
+    with vault.store.context(people["carol"], vault.keys) as ctx:
+        assert [s.title for s in checkout.awaiting_rotation(ctx)] == ["Domain admin"]
+        _, version, generated = checkout.checkin(ctx, first.lease.id, generate=True)
+        assert version == 2 and generated and len(generated) == checkout.DEFAULT_LENGTH
+        assert checkout.awaiting_rotation(ctx) == []
+    with vault.store.context(people["dave"], vault.keys) as ctx:
+        assert checkout.checkout(ctx, "Acme", "Domain admin", reason="now").secret.value == (
+            generated
+        )
+
+
+def test_exclusive_hold_lapses_after_expiry(vault: Vault, people: dict) -> None:
+    with vault.store.context(people["carol"], vault.keys) as ctx:
+        checkout.checkout(ctx, "Acme", "Domain admin", reason="x", ttl=timedelta(seconds=5))
+    later = utcnow() + timedelta(seconds=10)
+    with vault.store.context(people["dave"], vault.keys) as ctx:
+        assert checkout.checkout(ctx, "Acme", "Domain admin", reason="y", now=later)
+    with vault.ctx() as ctx:
+        assert checkout.expire_leases(ctx, now=later) == 1
+
+
+def test_other_users_lease_is_not_found_and_admin_can_force(vault: Vault, people: dict) -> None:
+    with vault.store.context(people["carol"], vault.keys) as ctx:
+        lease_id = checkout.checkout(ctx, "Acme", "Domain admin", reason="x").lease.id
+    with pytest.raises(NotFound), vault.store.context(people["dave"], vault.keys) as ctx:
+        checkout.checkin(ctx, lease_id, generate=True)
+    with vault.ctx() as ctx:
+        checkout.force_release(ctx, lease_id)
+    with vault.store.context(people["dave"], vault.keys) as ctx:
+        checkout.checkout(ctx, "Acme", "Domain admin", reason="after force")
+
+
+def test_sensitive_needs_fresh_totp(vault: Vault, people: dict) -> None:
+    from tests.vault.test_users import _code, _seed
+
+    with vault.ctx() as ctx:
+        secrets.update_secret(ctx, "Acme", "Router", sensitive=True)
+        users.begin_totp_enrollment(ctx, users.get_user(ctx, "carol"))
+    seed = _seed(vault, "carol")
+    with vault.ctx() as ctx:
+        users.confirm_totp(ctx, users.get_user(ctx, "carol"), _code(seed, -1))
+    with pytest.raises(Forbidden, match="TOTP"):
+        with vault.store.context(people["carol"], vault.keys) as ctx:
+            checkout.checkout(ctx, "Acme", "Router", reason="x")
+    code = _code(seed)
+    with vault.store.context(people["carol"], vault.keys) as ctx:
+        assert checkout.checkout(ctx, "Acme", "Router", reason="x", totp_code=code)
+    with pytest.raises(Forbidden):  # the same code again
+        with vault.store.context(people["carol"], vault.keys) as ctx:
+            checkout.checkout(ctx, "Acme", "Router", reason="x", totp_code=code)
+
+
+def test_totp_code_without_the_seed(vault: Vault, people: dict) -> None:
+    with vault.store.context(people["carol"], vault.keys) as ctx:
+        now = utcnow()
+        code, remaining = checkout.totp_code(ctx, "Acme", "M365 2FA", now=now)
+        # an 80-bit seed, as many vendors issue; the reference value from RFC 6238's formula
+        expected = (
+            TOTP(
+                base64.b32decode("JBSWY3DPEHPK3PXP"), 6, hashes.SHA1(), 30, enforce_key_length=False
+            )
+            .generate(int(now.timestamp()))
+            .decode()
+        )
+        assert code == expected
+        assert 0 < remaining <= 30
+        with pytest.raises(InvalidInput):
+            checkout.totp_code(ctx, "Acme", "Router")
+
+
+def test_offboarding_lists_unrotated_reveals(vault: Vault, people: dict) -> None:
+    with vault.store.context(people["carol"], vault.keys) as ctx:
+        router = checkout.checkout(ctx, "Acme", "Router", reason="x").lease.id
+        admin_lease = checkout.checkout(ctx, "Acme", "Domain admin", reason="x").lease.id
+        checkout.checkin(ctx, router)
+        checkout.checkin(ctx, admin_lease, generate=True)  # rotated: no longer a debt
+    with vault.ctx() as ctx:
+        assert [s.title for s, _ in checkout.offboarding(ctx, "carol")] == ["Router"]
+        assert checkout.offboarding(ctx, "dave") == []
