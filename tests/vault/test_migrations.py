@@ -38,9 +38,10 @@ def test_upgrade_from_first_revision_keeps_data(database_url: str) -> None:
             conn.execute(
                 text(
                     "INSERT INTO secrets (id, client_id, title, title_key, kind, tags, "
-                    "current_version, exclusive, sensitive, rotate_after_use, created_at, updated_at)"
-                    " VALUES ('s1', 'c1', 'Router', 'router', 'login', '[]', 1, false, false, false,"
-                    " '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+                    "current_version, exclusive, sensitive, rotate_after_use, created_at, "
+                    "updated_at) VALUES ('s1', 'c1', 'Router', 'router', 'login', '[]', 1, "
+                    "false, false, false, '2026-01-01 00:00:00+00:00', "
+                    "'2026-01-01 00:00:00+00:00')"
                 )
             )
         before, after = db.upgrade(engine)
