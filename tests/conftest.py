@@ -114,7 +114,7 @@ def vault(settings: Settings) -> Iterator[Vault]:
     from vault.keys import UnsealSecret
     from vault.store import Store, init_vault
 
-    init_vault(settings, passphrase=TEST_PASSPHRASE, weak_kdf=True)
+    init_vault(settings, passphrase=TEST_PASSPHRASE, weak_kdf=True, admin=None)
     store = Store.open(settings)
     keys = store.unseal(UnsealSecret.from_passphrase(TEST_PASSPHRASE))
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -65,6 +65,9 @@ class InitResult:
     vault_id: str
     recipient: str
     shares: list[str] | None
+    admin: str | None = None
+    #: the first admin's initial password, shown once (TOTP enrolment follows at sign-in)
+    admin_password: str | None = field(default=None, repr=False)
 
 
 def init_vault(
@@ -73,6 +76,7 @@ def init_vault(
     passphrase: str | None = None,
     shares: tuple[int, int] | None = None,
     weak_kdf: bool = False,
+    admin: str | None = "admin",
 ) -> InitResult:
     """Create the database (migrated to head) and a new vault in it.
 
@@ -104,7 +108,20 @@ def init_vault(
             vault_id = meta.vault_id
         store = Store(engine=engine, settings=settings)
         keys = store.unseal(secret)  # proves the sealed vault opens before we report success
-        return InitResult(vault_id=vault_id, recipient=str(keys.recipient), shares=mnemonics)
+        password = None
+        if admin:
+            from vault.services import users
+
+            password = users.new_bootstrap_password()
+            with store.context("operator:init", keys) as ctx:
+                users.create_user(ctx, admin, role="admin", password=password)
+        return InitResult(
+            vault_id=vault_id,
+            recipient=str(keys.recipient),
+            shares=mnemonics,
+            admin=admin,
+            admin_password=password,
+        )
     finally:
         engine.dispose()
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from cli.common import json_option, print_json, settings, unseal, with_store
+
+if TYPE_CHECKING:
+    from vault.keys import UnsealSecret
+    from vault.store import Store
 
 
 @click.command()
@@ -19,8 +24,15 @@ from cli.common import json_option, print_json, settings, unseal, with_store
     help="Split a random unseal secret into this many SLIP-39 shares.",
 )
 @click.option("--threshold", type=int, default=None, help="Shares needed to unseal.")
+@click.option(
+    "--admin",
+    "admin_name",
+    default="admin",
+    show_default=True,
+    help="Username of the first admin (for the HTTP API).",
+)
 @json_option
-def init(shares: int | None, threshold: int | None, as_json: bool) -> None:
+def init(shares: int | None, threshold: int | None, admin_name: str, as_json: bool) -> None:
     """Create a new vault: database, root key and vault identity.
 
     The unseal passphrase is asked twice (or read from CUSTODY_UNSEAL_FILE /
@@ -42,6 +54,7 @@ def init(shares: int | None, threshold: int | None, as_json: bool) -> None:
         passphrase=passphrase,
         shares=(threshold, shares) if shares and threshold else None,
         weak_kdf=weak,
+        admin=admin_name,
     )
     if as_json:
         print_json(
@@ -50,11 +63,17 @@ def init(shares: int | None, threshold: int | None, as_json: bool) -> None:
                 "recipient": result.recipient,
                 "shares": result.shares,
                 "database": _display_url(conf.database_url),
+                "admin": result.admin,
+                "admin_password": result.admin_password,
             }
         )
         return
     click.echo(f"Vault created in {_display_url(conf.database_url)}")
     click.echo(f"vault recipient: {result.recipient}")
+    click.echo(
+        f"first admin: {result.admin}  initial password (shown once): "
+        f"{result.admin_password}\n  sign in to the API, enrol TOTP, then change it"
+    )
     if weak:
         click.echo("WARNING: weak KDF parameters (CUSTODY_ALLOW_WEAK_KDF=1) - tests only", err=True)
     if result.shares:
@@ -294,6 +313,10 @@ def start(init_if_needed: bool) -> None:
             conf, passphrase=passphrase, weak_kdf=os.environ.get("CUSTODY_ALLOW_WEAK_KDF") == "1"
         )
         click.echo(f"Vault created in {_display_url(conf.database_url)}", err=True)
+        click.echo(
+            f"first admin: {result.admin}  initial password (shown once): {result.admin_password}",
+            err=True,
+        )
         store = Store.open(conf)
         keys = store.unseal(UnsealSecret.from_passphrase(passphrase))
         assert str(keys.recipient) == result.recipient
@@ -345,4 +368,90 @@ def status(as_json: bool) -> None:
     click.echo(f"agent     {state}")
 
 
-COMMANDS = [init, unseal_cmd, start, status, db_group, recover]
+@click.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind (127.0.0.1: this machine only).",
+)
+@click.option("--port", default=8787, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="PEM certificate.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="PEM private key.")
+@click.option(
+    "--sealed",
+    "start_sealed",
+    is_flag=True,
+    help="Start sealed; unseal through POST /sys/unseal (single worker only).",
+)
+def serve(
+    host: str,
+    port: int,
+    workers: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    start_sealed: bool,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs) with uvicorn.
+
+    Unseals at start from a prompt, CUSTODY_UNSEAL_FILE or CUSTODY_UNSEAL_PASSPHRASE, or
+    starts sealed with --sealed. With several workers, each worker process receives the
+    unseal secret through its environment (never a file or an argument).
+    """
+    import base64
+
+    import uvicorn
+
+    from vault.errors import InvalidInput
+    from vault.store import Store
+
+    if (tls_cert is None) != (tls_key is None):
+        raise InvalidInput("--tls-cert and --tls-key go together", field="tls")
+    if start_sealed and workers > 1:
+        raise InvalidInput(
+            "--sealed needs a single worker: each worker unseals itself", field="workers"
+        )
+    conf = settings()
+    store = Store.open(conf)
+    try:
+        if not start_sealed:
+            secret = _unseal_secret(store)
+            store.unseal(secret)  # fail here, with one clear line, if it is wrong
+            os.environ["CUSTODY_UNSEAL_SECRET"] = base64.b64encode(secret.reveal()).decode()
+    finally:
+        store.engine.dispose()
+    if host not in ("127.0.0.1", "localhost", "::1") and tls_cert is None:
+        click.echo(
+            f"WARNING: serving on {host} without TLS: tokens and secrets would cross "
+            "the network in clear. Use --tls-cert/--tls-key or a TLS proxy.",
+            err=True,
+        )
+    click.echo(
+        f"Custody API on {'https' if tls_cert else 'http'}://{host}:{port} "
+        f"(docs at /docs), {workers} worker(s)",
+        err=True,
+    )
+    uvicorn.run(
+        "api.main:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+        log_level="info",
+        server_header=False,
+    )
+
+
+def _unseal_secret(store: Store) -> UnsealSecret:
+    from cli.common import prompt_hidden
+    from vault.store import unseal_secret_from
+
+    return unseal_secret_from(
+        store.meta(), store.settings, env=dict(os.environ), prompt=prompt_hidden
+    )
+
+
+COMMANDS = [init, unseal_cmd, start, serve, status, db_group, recover]

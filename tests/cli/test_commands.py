@@ -212,13 +212,18 @@ def test_failed_command_writes_nothing(initialized: Run, cli_env: dict[str, str]
     from vault.db.engine import make_engine
     from vault.db.models import AuditEvent, Client
 
+    def counts() -> tuple[int, int]:
+        engine = make_engine(cli_env["CUSTODY_DATABASE_URL"])
+        with engine.connect() as conn:
+            found = (conn.scalar(select(func.count()).select_from(Client)) or 0,
+                     conn.scalar(select(func.count()).select_from(AuditEvent)) or 0)
+        engine.dispose()
+        return found
+
     ok(initialized("client", "add", "Acme"))
+    before = counts()
     one_line_error(initialized("client", "add", "Globex", "--recipient", "age1bad"))
-    engine = make_engine(cli_env["CUSTODY_DATABASE_URL"])
-    with engine.connect() as conn:
-        assert conn.scalar(select(func.count()).select_from(Client)) == 1
-        assert conn.scalar(select(func.count()).select_from(AuditEvent)) == 1
-    engine.dispose()
+    assert counts() == before and before[0] == 1
 
 
 def test_corrupted_ciphertext_exits_2(initialized: Run, cli_env: dict[str, str]) -> None:

@@ -49,6 +49,8 @@ class Context:
     principal: Principal = field(default=None)  # type: ignore[assignment]
     #: where the request came from (an IP address), for the audit log
     source: str | None = None
+    #: the API token of this request, if any (so sign-out can revoke exactly it)
+    token_id: str | None = None
 
     def __post_init__(self) -> None:
         if self.principal is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from vault.crypto import age
 from vault.db.models import Asset, Client, Contact, Domain, Recipient, Secret, Vendor
@@ -18,7 +18,12 @@ RECIPIENT_KINDS = {"age1": "x25519", "ssh-ed25519": "ssh-ed25519"}
 
 
 def get_client(ctx: Context, name: str) -> Client:
-    client = ctx.session.scalars(select(Client).where(Client.name_key == name_key(name))).first()
+    """A client by name, or by id (ids are UUIDs; the API addresses clients by id)."""
+    client = ctx.session.scalars(
+        select(Client)
+        .where(or_(Client.id == name, Client.name_key == name_key(name)))
+        .order_by((Client.id == name).desc())  # an exact id match wins
+    ).first()
     # Out of scope reads exactly like unknown: a client's existence does not leak.
     if client is None or not ctx.principal.sees(client.id):
         raise NotFound(f"no client named {name!r}", field="client")

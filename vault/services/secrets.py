@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from cryptography.hazmat.primitives import hashes
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select
 
 from vault.crypto.fields import FieldCipher, FieldLocation
 from vault.db.models import Client, Secret, SecretLink, SecretVersion, new_id, utcnow
@@ -33,6 +33,7 @@ from vault.services.validation import (
 )
 
 KINDS = ("login", "api-key", "totp", "ssh-key", "license", "note")
+GENERATE_CHARSETS = ("alnum", "full", "hex", "digits")
 SEALED_FIELDS = ("value", "username", "notes")
 
 
@@ -148,8 +149,12 @@ def _seal_version(
 
 
 def get_secret_record(ctx: Context, client: Client, title: str) -> Secret:
+    """A client's secret by title, or by id."""
     secret = ctx.session.scalars(
-        select(Secret).where(Secret.client_id == client.id, Secret.title_key == name_key(title))
+        select(Secret).where(
+            Secret.client_id == client.id,
+            or_(Secret.id == title, Secret.title_key == name_key(title)),
+        )
     ).first()
     if secret is None:
         raise NotFound(f"client {client.name!r} has no secret titled {title!r}", field="title")
@@ -170,6 +175,9 @@ class NewSecret:
     exclusive: bool = False
     sensitive: bool = False
     rotate_after_use: bool = False
+    max_lease_seconds: int | None = None
+    generate_length: int | None = None
+    generate_charset: str | None = None
 
 
 def add_secret(ctx: Context, client_name: str, **fields: Any) -> Secret:
@@ -217,6 +225,10 @@ def add_secrets(ctx: Context, client_name: str, items: Sequence[NewSecret]) -> l
             exclusive=item.exclusive,
             sensitive=item.sensitive,
             rotate_after_use=item.rotate_after_use,
+            max_lease_seconds=item.max_lease_seconds,
+            generate_length=item.generate_length,
+            generate_charset=item.generate_charset,
+            needs_rotation=False,
             created_at=now,
             updated_at=now,
         )
@@ -266,7 +278,20 @@ def _validate_new(item: NewSecret) -> NewSecret:
         exclusive=bool(item.exclusive),
         sensitive=bool(item.sensitive),
         rotate_after_use=bool(item.rotate_after_use),
+        max_lease_seconds=_bounded(item.max_lease_seconds, "max_lease_seconds", 60, 7 * 86400),
+        generate_length=_bounded(item.generate_length, "generate_length", 8, 256),
+        generate_charset=(
+            choice(item.generate_charset, "generate_charset", GENERATE_CHARSETS)
+            if item.generate_charset
+            else None
+        ),
     )
+
+
+def _bounded(value: int | None, field_name: str, low: int, high: int) -> int | None:
+    if value is not None and not low <= value <= high:
+        raise InvalidInput(f"{field_name} must be between {low} and {high}", field=field_name)
+    return value
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

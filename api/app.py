@@ -1,0 +1,150 @@
+"""Builds the FastAPI application (and nothing else): routers, error table, middleware."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import errors
+from api.routes import auth, clients, inventory, leases, reports, secrets, system, users
+from api.state import ServerState
+from vault import __version__
+
+log = logging.getLogger("custody.api")
+
+MAX_BODY_BYTES = 1024 * 1024
+#: routes that answer while the vault is sealed
+SEALED_OK = ("/health", "/sys/", "/docs", "/redoc", "/openapi.json")
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+]
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+
+
+def create_app(state: ServerState) -> FastAPI:
+    app = FastAPI(
+        title="Custody",
+        version=__version__,
+        description="Credential and vendor escrow vault. Sign in at /auth/login; send the "
+        "token as `Authorization: Bearer ...`. Only check-out returns secret values.",
+    )
+    app.state.custody = state
+    errors.install(app)
+    app.include_router(system.router)
+    app.include_router(auth.router)
+    app.include_router(users.router)
+    app.include_router(clients.router)
+    app.include_router(secrets.router)
+    app.include_router(leases.router)
+    for router in inventory.routers:
+        app.include_router(router)
+    app.include_router(reports.router)
+    if not state.require_totp:
+        log.warning(
+            "TOTP IS OFF (CUSTODY_INSECURE_NO_TOTP=1): local development only - "
+            "never run a real vault like this"
+        )
+    # Outermost first: limits and headers wrap everything, the seal guard wraps the routes.
+    app.add_middleware(SealGuard, state=state)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        docs = scope["path"] in ("/docs", "/redoc")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.extend(SECURITY_HEADERS)
+                if not docs:  # the interactive docs page loads its own scripts
+                    headers.append(API_CSP)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class BodyLimit:
+    """Refuse request bodies over ``limit`` bytes, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _json(send, 413, "too_large", f"request body over {self.limit} bytes")
+                return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _TooLarge:
+            await _json(send, 413, "too_large", f"request body over {self.limit} bytes")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class SealGuard:
+    """While sealed, every route but health, unseal and the docs answers 503."""
+
+    def __init__(self, app: ASGIApp, state: ServerState) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and self.state.sealed
+            and not scope["path"].startswith(SEALED_OK)
+        ):
+            await _json(
+                send,
+                503,
+                "sealed",
+                "the vault is sealed: unseal it (POST /sys/unseal or restart with the "
+                "passphrase) before using this route",
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+async def _json(send: Send, status: int, code: str, message: str) -> None:
+    import json
+
+    body = json.dumps(errors.error_body(code, message)).encode()
+    headers: list[Any] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,94 @@
+"""The one table from Custody's error classes to HTTP status codes, and the handlers that use it.
+
+Every error body has the same shape and never carries a submitted value:
+``{"error": {"code": "...", "message": "...", "field": "..."}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vault import errors
+
+# Most specific first: the first class an error is an instance of decides its status.
+STATUS: list[tuple[type[errors.CustodyError], int]] = [
+    (errors.Unauthenticated, 401),
+    (errors.UnsealError, 401),
+    (errors.Forbidden, 403),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.SchemaError, 503),
+    (errors.Sealed, 503),
+    (errors.NotInitialized, 503),
+    (errors.DecryptionError, 500),
+    (errors.InvalidInput, 422),
+    (errors.AgeError, 422),
+    (errors.CustodyError, 400),
+]
+
+
+def status_for(exc: errors.CustodyError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.CustodyError)
+    async def custody_error(_request: Request, exc: errors.CustodyError) -> JSONResponse:
+        status = status_for(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.field), status_code=status, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # pydantic's errors echo the submitted input: keep only where and what, never the value.
+        details = [
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"),
+                "message": e.get("msg", "invalid"),
+                "type": e.get("type", ""),
+            }
+            for e in exc.errors()
+        ]
+        first = details[0] if details else {"field": None, "message": "invalid request"}
+        return JSONResponse(
+            {
+                **error_body(
+                    "invalid_input", f"{first['field']}: {first['message']}", first["field"] or None
+                ),
+                "details": details,
+            },
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 503: "sealed"}.get(
+            exc.status_code, "error"
+        )
+        return JSONResponse(
+            error_body(code, str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        # No trace, no message text (it could hold anything): the type goes to the server log.
+        import logging
+
+        logging.getLogger("custody.api").error("unexpected %s", type(exc).__name__, exc_info=exc)
+        return JSONResponse(error_body("internal", "internal error"), status_code=500)
