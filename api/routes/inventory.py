@@ -1,6 +1,7 @@
 """Vendors, domains and assets: one router per kind, from one factory."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: FastAPI must see ``body_model`` itself, not
+# the string "body_model", in the route signatures built by the factory.
 
 from typing import Any, cast
 
