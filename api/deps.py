@@ -1,16 +1,23 @@
-"""Request dependencies, in one place: the server state, the caller's principal, and the
-transaction every route runs in.
+"""Request dependencies, in one place: the server state and the authenticated caller.
 
-A route that takes :data:`ContextDep` runs inside one database transaction that starts with
-authenticating the bearer token - the principal (role, client scope) is rebuilt from the
-database on every request, so a removed grant or a disabled user is refused on the very next
-one. If the route fails with a Custody error, the transaction is rolled back and the refusal is
-recorded as its own audit event, so denied attempts are in the log too.
+:data:`CallerDep` authenticates the bearer token in a short transaction of its own and rebuilds
+the caller's principal (role, client scope) from the database - on every request, so a removed
+grant or a disabled user is refused on the very next one.
+
+A route then does its work inside ``with caller.transaction() as ctx:``. The transaction begins
+and ends inside the route function, in one worker thread. (A dependency with ``yield`` would
+hold the transaction - on SQLite, the write lock - across FastAPI's hops between worker
+threads; under load every thread can end up waiting for a lock whose holder waits for a
+thread.) If the work fails with a Custody error, the transaction is rolled back and the refusal
+is recorded as an audit event of its own, so denied attempts are in the log too.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -20,6 +27,10 @@ from vault.db.models import User
 from vault.errors import CustodyError, Forbidden
 from vault.services import Context, Principal, audit
 from vault.services.users import authenticate, principal_for
+
+log = logging.getLogger("custody.api")
+ANONYMOUS = Principal(name="anonymous", role="anonymous")
+_AUDITED_PARAMS = ("client", "secret", "lease_id", "username", "name", "recipient")
 
 
 def get_state(request: Request) -> ServerState:
@@ -35,80 +46,73 @@ def source_of(request: Request) -> str | None:
 
 
 def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-def _context(request: Request, state: ServerState, *, scope: str) -> Iterator[Context]:
-    store = state.store
-    source = source_of(request)
-    session = store.session()
-    principal: Principal | None = None
-    try:
-        with session.begin():
-            found = authenticate(session, _bearer(request))
-            if scope == "full" and found.token.scope != "full":
-                raise Forbidden("finish TOTP enrolment first", field="totp")
-            principal = principal_for(session, found.user)
-            yield Context(
-                session=session,
-                actor=principal.name,
-                keys=state.keys,
-                principal=principal,
-                source=source,
-                token_id=found.token.id,
-            )
-    except CustodyError as exc:
-        _record_refusal(request, state, principal, source, exc)
-        raise
-    finally:
-        session.close()
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated request: who, from where, with which token."""
+
+    state: ServerState
+    request: Request
+    principal: Principal
+    token_id: str | None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Context]:
+        try:
+            with self.state.store.context(
+                self.principal, self.state.keys, source=source_of(self.request)
+            ) as ctx:
+                ctx.token_id = self.token_id
+                yield ctx
+        except CustodyError as exc:
+            record_refusal(self.request, self.state, self.principal, exc)
+            raise
 
 
-def _record_refusal(
-    request: Request,
-    state: ServerState,
-    principal: Principal | None,
-    source: str | None,
-    exc: CustodyError,
+def record_refusal(
+    request: Request, state: ServerState, principal: Principal | None, exc: CustodyError
 ) -> None:
     route = request.scope.get("route")
     action = f"{request.method} {getattr(route, 'path', request.url.path)}"
-    who = principal or Principal(name="anonymous", role="anonymous")
+    params = {k: v for k, v in request.path_params.items() if k in _AUDITED_PARAMS}
     try:
-        with state.store.context(who, None, source=source) as ctx:
+        with state.store.context(principal or ANONYMOUS, None, source=source_of(request)) as ctx:
             audit.record(
-                ctx,
-                "api.refused",
-                outcome="denied",
-                error=exc.code,
-                route=action,
-                **{
-                    k: v
-                    for k, v in request.path_params.items()
-                    if k in ("client", "title", "lease_id", "username", "name")
-                },
+                ctx, "api.refused", outcome="denied", error=exc.code, route=action, **params
             )
     except Exception:  # noqa: BLE001 - never let auditing a refusal turn into a 500
-        import logging
-
-        logging.getLogger("custody.api").exception("could not record a refusal")
+        log.exception("could not record a refusal")
 
 
-def full_context(request: Request, state: StateDep) -> Iterator[Context]:
-    yield from _context(request, state, scope="full")
+def _caller(request: Request, state: ServerState, *, full: bool) -> Caller:
+    try:
+        with state.store.session() as session, session.begin():
+            found = authenticate(session, _bearer(request))
+            if full and found.token.scope != "full":
+                raise Forbidden("finish TOTP enrolment first", field="totp")
+            principal = principal_for(session, found.user)
+            return Caller(
+                state=state, request=request, principal=principal, token_id=found.token.id
+            )
+    except CustodyError as exc:
+        record_refusal(request, state, None, exc)
+        raise
 
 
-def enroll_context(request: Request, state: StateDep) -> Iterator[Context]:
+def full_caller(request: Request, state: StateDep) -> Caller:
+    return _caller(request, state, full=True)
+
+
+def enrolling_caller(request: Request, state: StateDep) -> Caller:
     """Also accepts the short-lived token of a first sign-in, to enrol TOTP."""
-    yield from _context(request, state, scope="enroll")
+    return _caller(request, state, full=False)
 
 
-# scope="function": the transaction commits before the response is sent, so an acknowledged
-# write is a durable write.
-ContextDep = Annotated[Context, Depends(full_context, scope="function")]
-EnrollContextDep = Annotated[Context, Depends(enroll_context, scope="function")]
+CallerDep = Annotated[Caller, Depends(full_caller)]
+EnrollingCallerDep = Annotated[Caller, Depends(enrolling_caller)]
 
 
 def current_user(ctx: Context) -> User:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import ContextDep, EnrollContextDep, StateDep, current_user, source_of
+from api.deps import CallerDep, EnrollingCallerDep, StateDep, current_user, source_of
 from api.errors import error_body
 from api.schemas import (
     LoginRequest,
@@ -57,54 +57,63 @@ def login(body: LoginRequest, state: StateDep, request: Request) -> object:
 
 
 @router.post("/logout", status_code=204)
-def logout(ctx: EnrollContextDep) -> None:
+def logout(caller: EnrollingCallerDep) -> None:
     """End this session: the token is refused from now on."""
-    assert ctx.token_id is not None
-    users.revoke_token(ctx, ctx.token_id, owner=current_user(ctx))
+    with caller.transaction() as ctx:
+        assert ctx.token_id is not None
+        users.revoke_token(ctx, ctx.token_id, owner=current_user(ctx))
 
 
 @router.get("/me", response_model=Me)
-def me(ctx: ContextDep) -> dict[str, object]:
-    user = current_user(ctx)
-    clients = ctx.principal.clients
-    return {
-        "username": user.username,
-        "role": user.role,
-        "client_ids": sorted(clients) if clients is not None else None,
-        "totp_enrolled": user.totp_confirmed_at is not None,
-    }
+def me(caller: CallerDep) -> dict[str, object]:
+    with caller.transaction() as ctx:
+        user = current_user(ctx)
+        clients = ctx.principal.clients
+        return {
+            "username": user.username,
+            "role": user.role,
+            "client_ids": sorted(clients) if clients is not None else None,
+            "totp_enrolled": user.totp_confirmed_at is not None,
+        }
 
 
 @router.post("/totp/enroll", response_model=TotpEnrollment)
-def totp_enroll(ctx: EnrollContextDep) -> dict[str, str]:
-    return {"otpauth_uri": users.begin_totp_enrollment(ctx, current_user(ctx))}
+def totp_enroll(caller: EnrollingCallerDep) -> dict[str, str]:
+    with caller.transaction() as ctx:
+        return {"otpauth_uri": users.begin_totp_enrollment(ctx, current_user(ctx))}
 
 
 @router.post("/totp/confirm", status_code=204)
-def totp_confirm(body: TotpConfirm, ctx: EnrollContextDep) -> None:
+def totp_confirm(body: TotpConfirm, caller: EnrollingCallerDep) -> None:
     """Confirm enrolment with a first code. The enrolment token ends: sign in again."""
-    users.confirm_totp(ctx, current_user(ctx), body.code)
-    if ctx.token_id is not None:
-        token = ctx.session.get(ApiToken, ctx.token_id)
-        if token is not None and token.scope == "enroll":
-            users.revoke_token(ctx, token.id, owner=current_user(ctx))
+    with caller.transaction() as ctx:
+        users.confirm_totp(ctx, current_user(ctx), body.code)
+        if ctx.token_id is not None:
+            token = ctx.session.get(ApiToken, ctx.token_id)
+            if token is not None and token.scope == "enroll":
+                users.revoke_token(ctx, token.id, owner=current_user(ctx))
 
 
 @router.get("/tokens", response_model=list[TokenPublic])
-def list_tokens(ctx: ContextDep) -> list[dict[str, object]]:
-    return [token_view(t) for t in users.list_tokens(ctx, current_user(ctx))]
+def list_tokens(caller: CallerDep) -> list[dict[str, object]]:
+    with caller.transaction() as ctx:
+        return [token_view(t) for t in users.list_tokens(ctx, current_user(ctx))]
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=201)
-def create_token(body: TokenCreate, ctx: ContextDep) -> dict[str, object]:
+def create_token(body: TokenCreate, caller: CallerDep) -> dict[str, object]:
     """An API token for scripts; shown once."""
-    user = current_user(ctx)
-    raw = users.create_api_token(ctx, user, label=body.label, ttl=timedelta(days=body.ttl_days))
-    ctx.session.flush()
-    created = [t for t in users.list_tokens(ctx, user) if t.token_hash == users.hash_token(raw)][0]
-    return {**token_view(created), "token": raw}
+    with caller.transaction() as ctx:
+        user = current_user(ctx)
+        raw = users.create_api_token(ctx, user, label=body.label, ttl=timedelta(days=body.ttl_days))
+        ctx.session.flush()
+        created = [
+            t for t in users.list_tokens(ctx, user) if t.token_hash == users.hash_token(raw)
+        ][0]
+        return {**token_view(created), "token": raw}
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: str, ctx: ContextDep) -> None:
-    users.revoke_token(ctx, token_id, owner=current_user(ctx))
+def revoke_token(token_id: str, caller: CallerDep) -> None:
+    with caller.transaction() as ctx:
+        users.revoke_token(ctx, token_id, owner=current_user(ctx))

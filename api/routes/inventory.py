@@ -8,7 +8,7 @@ from typing import Any, cast
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from api.deps import ContextDep
+from api.deps import CallerDep
 from api.schemas import AssetIn, DomainIn, InventoryPublic, VendorIn
 from api.views import inventory as inventory_view
 from vault.services import inventory
@@ -18,28 +18,33 @@ def make_router(kind: str, body_model: type[Any]) -> APIRouter:
     router = APIRouter(prefix=f"/clients/{{client}}/{kind}s", tags=[f"{kind}s"])
 
     @router.get("", response_model=list[InventoryPublic], name=f"list_{kind}s")
-    def list_records(client: str, ctx: ContextDep, q: str | None = None) -> list[dict[str, Any]]:
-        return [inventory_view(ctx, kind, r) for r in inventory.list_records(ctx, kind, client, q)]
+    def list_records(client: str, caller: CallerDep, q: str | None = None) -> list[dict[str, Any]]:
+        with caller.transaction() as ctx:
+            rows = inventory.list_records(ctx, kind, client, q)
+            return [inventory_view(ctx, kind, r) for r in rows]
 
     @router.post("", response_model=InventoryPublic, status_code=201, name=f"add_{kind}")
-    def add(client: str, body: body_model, ctx: ContextDep) -> dict[str, Any]:  # type: ignore[valid-type]
+    def add(client: str, body: body_model, caller: CallerDep) -> dict[str, Any]:  # type: ignore[valid-type]  # noqa: E501
         values = cast(BaseModel, body).model_dump(exclude_unset=True)
-        record = inventory.add_record(ctx, kind, client, **values)
-        return inventory_view(ctx, kind, record.row, record.private)
+        with caller.transaction() as ctx:
+            record = inventory.add_record(ctx, kind, client, **values)
+            return inventory_view(ctx, kind, record.row, record.private)
 
     @router.get("/{name}", response_model=InventoryPublic, name=f"show_{kind}")
-    def show(client: str, name: str, ctx: ContextDep) -> dict[str, Any]:
+    def show(client: str, name: str, caller: CallerDep) -> dict[str, Any]:
         """With the sealed fields (account numbers, recovery contacts); the read is logged."""
-        record = inventory.show_record(ctx, kind, client, name)
-        return inventory_view(ctx, kind, record.row, record.private)
+        with caller.transaction() as ctx:
+            record = inventory.show_record(ctx, kind, client, name)
+            return inventory_view(ctx, kind, record.row, record.private)
 
     @router.patch("/{name}", response_model=InventoryPublic, name=f"update_{kind}")
-    def update(client: str, name: str, body: body_model, ctx: ContextDep) -> dict[str, Any]:  # type: ignore[valid-type]
+    def update(client: str, name: str, body: body_model, caller: CallerDep) -> dict[str, Any]:  # type: ignore[valid-type]  # noqa: E501
         values = cast(BaseModel, body).model_dump(exclude_unset=True)
         if "name" in values:
             values["new_name"] = values.pop("name")
-        record = inventory.update_record(ctx, kind, client, name, **values)
-        return inventory_view(ctx, kind, record.row, record.private)
+        with caller.transaction() as ctx:
+            record = inventory.update_record(ctx, kind, client, name, **values)
+            return inventory_view(ctx, kind, record.row, record.private)
 
     return router
 

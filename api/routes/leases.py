@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import ContextDep
+from api.deps import CallerDep
 from api.schemas import CheckinRequest, CheckinResponse, LeasePublic, SecretPublic
 from api.views import lease as lease_view
 from api.views import secret as secret_view
@@ -15,28 +15,32 @@ router = APIRouter(prefix="/leases", tags=["leases"])
 
 @router.get("", response_model=list[LeasePublic])
 def list_leases(
-    ctx: ContextDep, mine: bool = False, overdue: bool = False
+    caller: CallerDep, mine: bool = False, overdue: bool = False
 ) -> list[dict[str, object]]:
-    return [lease_view(x) for x in checkout.list_leases(ctx, mine=mine, overdue=overdue)]
+    with caller.transaction() as ctx:
+        return [lease_view(x) for x in checkout.list_leases(ctx, mine=mine, overdue=overdue)]
 
 
 @router.get("/rotation-due", response_model=list[SecretPublic])
-def rotation_due(ctx: ContextDep) -> list[dict[str, object]]:
-    return [secret_view(s) for s in checkout.awaiting_rotation(ctx)]
+def rotation_due(caller: CallerDep) -> list[dict[str, object]]:
+    with caller.transaction() as ctx:
+        return [secret_view(s) for s in checkout.awaiting_rotation(ctx)]
 
 
 @router.post("/{lease_id}/checkin", response_model=CheckinResponse)
-def checkin(lease_id: str, body: CheckinRequest, ctx: ContextDep) -> dict[str, object]:
-    lease, version, generated = checkout.checkin(
-        ctx,
-        lease_id,
-        new_value=body.new_value.get_secret_value() if body.new_value is not None else None,
-        generate=body.generate,
-    )
-    return {"lease": lease_view(lease), "new_version": version, "generated_value": generated}
+def checkin(lease_id: str, body: CheckinRequest, caller: CallerDep) -> dict[str, object]:
+    with caller.transaction() as ctx:
+        lease, version, generated = checkout.checkin(
+            ctx,
+            lease_id,
+            new_value=body.new_value.get_secret_value() if body.new_value is not None else None,
+            generate=body.generate,
+        )
+        return {"lease": lease_view(lease), "new_version": version, "generated_value": generated}
 
 
 @router.post("/{lease_id}/release", response_model=LeasePublic)
-def force_release(lease_id: str, ctx: ContextDep) -> dict[str, object]:
+def force_release(lease_id: str, caller: CallerDep) -> dict[str, object]:
     """Admin: end someone's lease now."""
-    return lease_view(checkout.force_release(ctx, lease_id))
+    with caller.transaction() as ctx:
+        return lease_view(checkout.force_release(ctx, lease_id))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import ContextDep
+from api.deps import CallerDep
 from api.schemas import Report
 from vault.services import checkout
 
@@ -12,18 +12,19 @@ router = APIRouter(prefix="/reports", tags=["reports"])
 
 
 @router.get("/offboarding/{username}", response_model=Report)
-def offboarding(username: str, ctx: ContextDep) -> dict[str, object]:
-    rows = checkout.offboarding(ctx, username)
-    return {
-        "items": [
-            {
-                "secret_id": s.id,
-                "client_id": s.client_id,
-                "title": s.title,
-                "version": r.version,
-                "first_seen": r.first_at,
-                "last_seen": r.last_at,
-            }
-            for s, r in rows
-        ]
-    }
+def offboarding(username: str, caller: CallerDep) -> dict[str, object]:
+    with caller.transaction() as ctx:
+        rows = checkout.offboarding(ctx, username)
+        return {
+            "items": [
+                {
+                    "secret_id": s.id,
+                    "client_id": s.client_id,
+                    "title": s.title,
+                    "version": r.version,
+                    "first_seen": r.first_at,
+                    "last_seen": r.last_at,
+                }
+                for s, r in rows
+            ]
+        }
