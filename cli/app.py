@@ -11,12 +11,19 @@ import os
 
 import click
 
-from cli.commands import clients, inventory, secrets, system
+from cli.commands import access, clients, inventory, secrets, session, system
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="custody-vault", prog_name="custody")
-def cli() -> None:
+@click.option(
+    "--server",
+    envvar="CUSTODY_SERVER",
+    metavar="URL",
+    help="Work against a Custody server (after `custody login`) instead of the "
+    "local store. Also CUSTODY_SERVER.",
+)
+def cli(server: str | None) -> None:
     """Custody: a credential and vendor escrow vault for IT consultants and their clients.
 
     Data lives in ./custody-data (CUSTODY_HOME) in SQLite, or in PostgreSQL when
@@ -25,7 +32,7 @@ def cli() -> None:
     """
 
 
-for module in (system, clients, secrets, inventory):
+for module in (system, session, access, clients, secrets, inventory):
     for command in module.COMMANDS:
         cli.add_command(command)
 

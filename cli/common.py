@@ -36,6 +36,31 @@ def operator_actor() -> str:
     return f"operator:{user}"
 
 
+def server_url() -> str | None:
+    """The server given with `custody --server URL` (or CUSTODY_SERVER), if any."""
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    value = root.params.get("server") if root is not None else None
+    return value or os.environ.get("CUSTODY_SERVER") or None
+
+
+def remote() -> Any:
+    """A client for the chosen server, or None to work on the local store."""
+    url = server_url()
+    if url is None:
+        return None
+    from cli.remote import Remote
+
+    return Remote(url)
+
+
+def local_only(what: str) -> None:
+    if server_url() is not None:
+        from vault.errors import InvalidInput
+
+        raise InvalidInput(f"{what} works on the local store only (drop --server)")
+
+
 def settings() -> Any:
     from vault.config import Settings
 
@@ -128,14 +153,32 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
 
 
 def iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+    if value is None or isinstance(value, str):  # a server already sends ISO text
+        return value
+    return str(value.isoformat())
+
+
+def remote_capable(func: F) -> F:
+    """Marks a command that also works against a server: it then gets ``store=None``."""
+    func.remote_capable = True  # type: ignore[attr-defined]
+    return func
 
 
 def with_store(func: Callable[Concatenate[Store, P], R]) -> Callable[P, R]:
-    """Opens the store for the command (its first argument) and closes it afterwards."""
+    """Opens the store for the command (its first argument) and closes it afterwards.
+
+    Against a server (--server), a command marked :func:`remote_capable` runs with
+    ``store=None``; any other command refuses with one clear line."""
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if server_url() is not None:
+            if not getattr(func, "remote_capable", False):
+                from vault.errors import InvalidInput
+
+                name = click.get_current_context().command_path
+                raise InvalidInput(f"`{name}` works on the local store only (drop --server)")
+            return func(None, *args, **kwargs)  # type: ignore[arg-type]
         store = open_store()
         try:
             return func(store, *args, **kwargs)

@@ -33,7 +33,7 @@ def _fast_secret_get(args: list[str]) -> int | None:
     agent; return None to fall back to the full CLI (which also gives all error messages)."""
     if len(args) < 4 or args[0] != "secret" or args[1] != "get":
         return None
-    if os.environ.get("CUSTODY_NO_AGENT") == "1":
+    if os.environ.get("CUSTODY_NO_AGENT") == "1" or os.environ.get("CUSTODY_SERVER"):
         return None
     positional: list[str] = []
     options: dict[str, str] = {}

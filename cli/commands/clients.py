@@ -17,6 +17,8 @@ from cli.common import (
     print_json,
     print_table,
     prompt_hidden,
+    remote,
+    remote_capable,
     unseal,
     with_store,
 )
@@ -39,18 +41,30 @@ def client_group() -> None:
 )
 @json_option
 @with_store
+@remote_capable
 def client_add(store: Any, name: str, recipients: tuple[str, ...], as_json: bool) -> None:
     """Add a client; its new key is wrapped to the vault and to each --recipient."""
     from vault.services import clients
 
-    keys = unseal(store)
-    with store.context(operator_actor(), keys) as ctx:
-        client = clients.add_client(ctx, name, recipients=list(recipients))
-        out: dict[str, Any] = {
-            "id": client.id,
-            "name": client.name,
-            "recipients": [r.recipient for r in client.recipients],
+    out: dict[str, Any]
+    if store is None:
+        made = remote().call(
+            "POST", "/clients", json_body={"name": name, "recipients": list(recipients)}
+        )
+        out = {
+            "id": made["id"],
+            "name": made["name"],
+            "recipients": [r["recipient"] for r in made["recipients"]],
         }
+    else:
+        keys = unseal(store)
+        with store.context(operator_actor(), keys) as ctx:
+            client = clients.add_client(ctx, name, recipients=list(recipients))
+            out = {
+                "id": client.id,
+                "name": client.name,
+                "recipients": [r.recipient for r in client.recipients],
+            }
     if as_json:
         print_json(out)
         return
@@ -73,21 +87,28 @@ def _quote(text: str) -> str:
 @client_group.command("list")
 @json_option
 @with_store
+@remote_capable
 def client_list(store: Any, as_json: bool) -> None:
     """List clients with their record counts."""
     from vault.services import clients
 
-    with store.context(operator_actor()) as ctx:
-        rows = [clients.summarize(ctx, c) for c in clients.list_clients(ctx)]
+    if store is None:
         data = [
-            {
-                "name": s.client.name,
-                "id": s.client.id,
-                "created_at": s.client.created_at,
-                **s.counts,
-            }
-            for s in rows
+            {"name": c["name"], "id": c["id"], "created_at": c["created_at"], **c["counts"]}
+            for c in remote().call("GET", "/clients")
         ]
+    else:
+        with store.context(operator_actor()) as ctx:
+            rows = [clients.summarize(ctx, c) for c in clients.list_clients(ctx)]
+            data = [
+                {
+                    "name": s.client.name,
+                    "id": s.client.id,
+                    "created_at": s.client.created_at,
+                    **s.counts,
+                }
+                for s in rows
+            ]
     if as_json:
         print_json(data)
         return

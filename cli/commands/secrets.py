@@ -9,12 +9,15 @@ import click
 from cli.common import (
     iso,
     json_option,
+    open_store,
     operator_actor,
     print_fields,
     print_json,
     print_table,
     prompt_hidden,
     read_value_from_stdin,
+    remote,
+    remote_capable,
     unseal,
     with_store,
 )
@@ -52,6 +55,7 @@ def _read_value(password_stdin: bool, label: str = "Secret value") -> str:
 @click.option("--password-stdin", is_flag=True, help="Read the value from standard input.")
 @json_option
 @with_store
+@remote_capable
 def secret_add(
     store: Any,
     client: str,
@@ -70,6 +74,28 @@ def secret_add(
     """Add a secret. The value comes from a hidden prompt or --password-stdin, never an argument."""
     from vault.services import secrets
 
+    if store is None:
+        value = _read_value(password_stdin)
+        server = remote()
+        made = server.call(
+            "POST",
+            f"/clients/{_client_id(server, client)}/secrets",
+            json_body={
+                "title": title,
+                "value": value,
+                "kind": kind,
+                "username": username,
+                "url": url,
+                "notes": notes,
+                "tags": list(tags),
+                "exclusive": exclusive,
+                "sensitive": sensitive,
+                "rotate_after_use": rotate_after_use,
+            },
+        )
+        data = {"id": made["id"], "title": made["title"], "version": made["version"]}
+        print_json(data) if as_json else click.echo(f"added secret {data['title']!r}")
+        return
     keys = unseal(store)
     value = _read_value(password_stdin)
     with store.context(operator_actor(), keys) as ctx:
@@ -109,12 +135,21 @@ def secret_get(
 ) -> None:
     """Print a secret's value (the read is recorded in the audit log).
 
-    Answered by the running vault (`custody start`) when there is one; otherwise the vault
-    is opened and unsealed for this one read.
+    Against a server (--server), this is a check-out: it asks for a reason, opens a lease and
+    prints how to check the secret back in. Locally it is answered by the running vault
+    (`custody start`) when there is one; otherwise the vault is opened for this one read.
     """
-    data = _read_via_agent(client, title, version, reason)
-    if data is None:
-        data = _read_direct(client, title, version, reason)
+    server = remote()
+    if server is not None:
+        if version is not None:
+            from vault.errors import InvalidInput
+
+            raise InvalidInput("earlier versions are not handed out over the API", field="version")
+        data = _checkout_remote(server, client, title, reason or _ask_reason(), None, None, None)
+    else:
+        data = _read_via_agent(client, title, version, reason) or _read_direct(
+            client, title, version, reason
+        )
     if as_json:
         print_json(data)
     elif field_name == "all":
@@ -178,15 +213,25 @@ def _read_direct(
 @click.option("--tag")
 @json_option
 @with_store
+@remote_capable
 def secret_list(
     store: Any, client: str, query: str | None, kind: str | None, tag: str | None, as_json: bool
 ) -> None:
     """List a client's secrets: metadata only, no values."""
     from vault.services import secrets
 
-    with store.context(operator_actor()) as ctx:
-        rows = secrets.list_secrets(ctx, client, query=query, kind=kind, tag=tag)
-        data = [_meta(s) for s in rows]
+    if store is None:
+        server = remote()
+        client_id = _client_id(server, client)
+        data = server.call(
+            "GET", f"/clients/{client_id}/secrets", params={"q": query, "kind": kind, "tag": tag}
+        )
+        for d in data:
+            d["updated_at"] = d["updated_at"][:10] if d["updated_at"] else None
+    else:
+        with store.context(operator_actor()) as ctx:
+            rows = secrets.list_secrets(ctx, client, query=query, kind=kind, tag=tag)
+            data = [_meta(s) for s in rows]
     if as_json:
         print_json(data)
     elif not data:
@@ -342,4 +387,237 @@ def secret_link(
         click.echo(f"linked {title!r} to {kind} {name!r}")
 
 
-COMMANDS = [secret_group]
+def _ask_reason() -> str:
+    return str(click.prompt("Reason (or ticket) for this check-out", err=True))
+
+
+def _client_id(server: Any, client: str) -> str:
+    return str(server.call("GET", "/clients", params={"name": client})[0]["id"])
+
+
+def _secret_id(server: Any, client_id: str, title: str) -> str:
+    found = server.call("GET", f"/clients/{client_id}/secrets", params={"title": title})
+    return str(found[0]["id"])
+
+
+def _checkout_remote(
+    server: Any,
+    client: str,
+    title: str,
+    reason: str | None,
+    ticket: str | None,
+    ttl: int | None,
+    totp: str | None,
+) -> dict[str, Any]:
+    client_id = _client_id(server, client)
+    secret_id = _secret_id(server, client_id, title)
+    out: dict[str, Any] = server.call(
+        "POST",
+        f"/clients/{client_id}/secrets/{secret_id}/checkout",
+        json_body={"reason": reason, "ticket": ticket, "ttl_seconds": ttl, "totp": totp},
+    )
+    lease = out["lease"]
+    click.echo(
+        f"lease {lease['id']} until {lease['expires_at']}; check in with: "
+        f"custody secret checkin {lease['id']}",
+        err=True,
+    )
+    return out
+
+
+@secret_group.command("checkout")
+@click.argument("client")
+@click.argument("title")
+@click.option("--reason", help="Why (free text); this or --ticket is required.")
+@click.option("--ticket", help="A ticket reference.")
+@click.option("--ttl", type=int, help="Lease length in seconds (default 3600).")
+@click.option("--totp", "totp_code", help="A fresh TOTP code, for sensitive secrets.")
+@click.option(
+    "--field",
+    "field_name",
+    type=click.Choice(["value", "username", "notes"]),
+    default="value",
+    show_default=True,
+)
+@json_option
+def secret_checkout(
+    client: str,
+    title: str,
+    reason: str | None,
+    ticket: str | None,
+    ttl: int | None,
+    totp_code: str | None,
+    field_name: str,
+    as_json: bool,
+) -> None:
+    """Check a secret out: opens a lease and prints the value."""
+    server = remote()
+    if server is not None:
+        data = _checkout_remote(server, client, title, reason, ticket, ttl, totp_code)
+    else:
+        from datetime import timedelta
+
+        from vault.services import checkout
+
+        store = open_store()
+        try:
+            keys = unseal(store)
+            with store.context(operator_actor(), keys) as ctx:
+                out = checkout.checkout(
+                    ctx,
+                    client,
+                    title,
+                    reason=reason,
+                    ticket=ticket,
+                    ttl=timedelta(seconds=ttl) if ttl else None,
+                    totp_code=totp_code,
+                )
+                s = out.secret
+                data = {
+                    "lease": {"id": out.lease.id, "expires_at": out.lease.expires_at},
+                    "title": s.secret.title,
+                    "version": s.version,
+                    "value": s.value,
+                    "username": s.username,
+                    "notes": s.notes,
+                }
+        finally:
+            store.engine.dispose()
+        click.echo(f"lease {data['lease']['id']} until {data['lease']['expires_at']}", err=True)
+    if as_json:
+        print_json(data)
+    else:
+        click.echo(data[field_name] or "")
+
+
+@secret_group.command("checkin")
+@click.argument("lease_id")
+@click.option("--generate", is_flag=True, help="Rotate to a generated value (printed once).")
+@click.option("--new-value", is_flag=True, help="Rotate: ask for the new value.")
+@click.option("--password-stdin", is_flag=True, help="Rotate: read the new value from stdin.")
+@json_option
+def secret_checkin(
+    lease_id: str, generate: bool, new_value: bool, password_stdin: bool, as_json: bool
+) -> None:
+    """End a lease; rotate-after-use secrets need --generate or a new value."""
+    value = _read_value(password_stdin, "New value") if (new_value or password_stdin) else None
+    server = remote()
+    if server is not None:
+        data = server.call(
+            "POST",
+            f"/leases/{lease_id}/checkin",
+            json_body={"new_value": value, "generate": generate},
+        )
+    else:
+        from vault.services import checkout
+
+        store = open_store()
+        try:
+            keys = unseal(store)
+            with store.context(operator_actor(), keys) as ctx:
+                lease, version, generated = checkout.checkin(
+                    ctx, lease_id, new_value=value, generate=generate
+                )
+                data = {
+                    "lease": {"id": lease.id},
+                    "new_version": version,
+                    "generated_value": generated,
+                }
+        finally:
+            store.engine.dispose()
+    if as_json:
+        print_json(data)
+        return
+    click.echo(
+        f"checked in {lease_id}"
+        + (f"; now version {data['new_version']}" if data["new_version"] else "")
+    )
+    if data.get("generated_value"):
+        click.echo(data["generated_value"])
+
+
+@secret_group.command("totp")
+@click.argument("client")
+@click.argument("title")
+def secret_totp(client: str, title: str) -> None:
+    """Print the current code of a stored TOTP seed (the seed itself stays in the vault)."""
+    server = remote()
+    if server is not None:
+        client_id = _client_id(server, client)
+        out = server.call(
+            "POST", f"/clients/{client_id}/secrets/{_secret_id(server, client_id, title)}/totp"
+        )
+        code, remaining = out["code"], out["valid_for_seconds"]
+    else:
+        from vault.services import checkout
+
+        store = open_store()
+        try:
+            keys = unseal(store)
+            with store.context(operator_actor(), keys) as ctx:
+                code, remaining = checkout.totp_code(ctx, client, title)
+        finally:
+            store.engine.dispose()
+    click.echo(code)
+    click.echo(f"valid for {remaining} more seconds", err=True)
+
+
+@click.group("lease")
+def lease_group() -> None:
+    """Open check-outs."""
+
+
+@lease_group.command("list")
+@click.option("--overdue", is_flag=True, help="Only leases past their expiry.")
+@json_option
+def lease_list(overdue: bool, as_json: bool) -> None:
+    server = remote()
+    if server is not None:
+        rows = server.call("GET", "/leases", params={"overdue": overdue})
+    else:
+        from vault.services import checkout
+
+        store = open_store()
+        try:
+            with store.context(operator_actor()) as ctx:
+                rows = [
+                    {
+                        "id": x.id,
+                        "holder": x.holder,
+                        "secret_id": x.secret_id,
+                        "reason": x.reason,
+                        "expires_at": x.expires_at,
+                    }
+                    for x in checkout.list_leases(ctx, overdue=overdue)
+                ]
+        finally:
+            store.engine.dispose()
+    if as_json:
+        print_json(rows)
+    else:
+        print_table(
+            ["lease", "holder", "reason", "expires"],
+            [(r["id"], r["holder"], r["reason"] or "", r["expires_at"]) for r in rows],
+        )
+
+
+@lease_group.command("release")
+@click.argument("lease_id")
+def lease_release(lease_id: str) -> None:
+    """Admin: end someone else's lease now."""
+    server = remote()
+    if server is not None:
+        server.call("POST", f"/leases/{lease_id}/release")
+    else:
+        from vault.services import checkout
+
+        store = open_store()
+        try:
+            with store.context(operator_actor()) as ctx:
+                checkout.force_release(ctx, lease_id)
+        finally:
+            store.engine.dispose()
+    click.echo(f"released {lease_id}")
+
+
+COMMANDS = [secret_group, lease_group]

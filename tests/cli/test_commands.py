@@ -215,8 +215,10 @@ def test_failed_command_writes_nothing(initialized: Run, cli_env: dict[str, str]
     def counts() -> tuple[int, int]:
         engine = make_engine(cli_env["CUSTODY_DATABASE_URL"])
         with engine.connect() as conn:
-            found = (conn.scalar(select(func.count()).select_from(Client)) or 0,
-                     conn.scalar(select(func.count()).select_from(AuditEvent)) or 0)
+            found = (
+                conn.scalar(select(func.count()).select_from(Client)) or 0,
+                conn.scalar(select(func.count()).select_from(AuditEvent)) or 0,
+            )
         engine.dispose()
         return found
 

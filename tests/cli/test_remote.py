@@ -1,0 +1,84 @@
+"""The CLI against a real uvicorn server: login with TOTP, check-out, check-in, logout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyotp
+from sqlalchemy import select
+
+from tests.conftest import TEST_PASSPHRASE
+from tests.server import uvicorn_server
+from vault.config import Settings
+from vault.db.models import User, utcnow
+from vault.keys import UnsealSecret
+from vault.services.users import _totp_location, begin_totp_enrollment, confirm_totp, get_user
+from vault.store import Store
+
+CUSTODY = str(Path(sys.executable).parent / "custody")
+PW = "carol's long password"
+
+
+def _run(
+    env: dict[str, str], *args: str, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CUSTODY, *args], env=env, input=input, capture_output=True, text=True, timeout=120
+    )
+
+
+def _ok(env: dict[str, str], *args: str, input: str | None = None) -> str:
+    result = _run(env, *args, input=input)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_cli_against_server(cli_env: dict[str, str], tmp_path: Path) -> None:
+    local = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
+    local.update(cli_env, CUSTODY_CONFIG_DIR=str(tmp_path / "config"))
+    _ok(local, "init")
+    _ok(local, "client", "add", "Acme")
+    _ok(
+        local, "secret", "add", "Acme", "--title", "Router", "--password-stdin", input="r0uter-pass"
+    )
+    _ok(local, "user", "add", "carol", "--role", "consultant", "--password-stdin", input=PW)
+    _ok(local, "grant", "add", "carol", "Acme")
+
+    store = Store.open(Settings.from_env(local))
+    keys = store.unseal(UnsealSecret.from_passphrase(TEST_PASSPHRASE))
+    with store.context("operator:test", keys) as ctx:
+        begin_totp_enrollment(ctx, get_user(ctx, "carol"))
+    with store.session() as s:
+        user = s.scalars(select(User).where(User.username == "carol")).one()
+        totp = pyotp.TOTP(keys.vault_cipher.open_text(user.totp_ct, _totp_location(user)))
+    with store.context("operator:test", keys) as ctx:
+        confirm_totp(ctx, get_user(ctx, "carol"), totp.at(utcnow().timestamp() - 30))
+    store.engine.dispose()
+
+    with uvicorn_server(cli_env) as url:
+        remote = dict(local, CUSTODY_SERVER=url)
+        refused = _run(remote, "secret", "list", "Acme")
+        assert refused.returncode == 2 and "custody login" in refused.stderr
+        _ok(remote, "login", "-u", "carol", "--password-stdin", "--totp", totp.now(), input=PW)
+        sessions = tmp_path / "config" / "sessions.json"
+        assert oct(sessions.stat().st_mode & 0o777) == "0o600"
+        assert PW not in sessions.read_text()
+
+        listed = json.loads(_ok(remote, "secret", "list", "Acme", "--json"))
+        assert [s["title"] for s in listed] == ["Router"] and "r0uter" not in str(listed)
+        got = _run(remote, "secret", "get", "Acme", "Router", "--reason", "VPN down")
+        assert got.returncode == 0, got.stderr
+        assert got.stdout == "r0uter-pass\n" and "custody secret checkin" in got.stderr
+        leases = json.loads(_ok(remote, "lease", "list", "--json"))
+        assert len(leases) == 1 and leases[0]["reason"] == "VPN down"
+        _ok(remote, "secret", "checkin", leases[0]["id"])
+        assert json.loads(_ok(remote, "lease", "list", "--json")) == []
+        local_only = _run(remote, "vendor", "list", "Acme")
+        assert local_only.returncode == 2 and "local store only" in local_only.stderr
+        _ok(remote, "logout")
+        after = _run(remote, "secret", "list", "Acme")
+        assert after.returncode == 2 and "custody login" in after.stderr
