@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -28,8 +31,19 @@ SECURITY_HEADERS = [
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 
 
-def create_app(state: ServerState) -> FastAPI:
+LEASE_SWEEP_SECONDS = 60.0
+
+
+def create_app(state: ServerState, *, sweep_leases: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_sweep_leases(state)) if sweep_leases else None
+        yield
+        if task is not None:
+            task.cancel()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Custody",
         version=__version__,
         description="Credential and vendor escrow vault. Sign in at /auth/login; send the "
@@ -56,6 +70,28 @@ def create_app(state: ServerState) -> FastAPI:
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(SecurityHeaders)
     return app
+
+
+async def _sweep_leases(state: ServerState) -> None:
+    """End expired leases now and then (exclusive holds already lapse at their expiry)."""
+    from starlette.concurrency import run_in_threadpool
+
+    from vault.services import Principal, checkout
+
+    sweeper = Principal(name="system:lease-sweeper", role="system")
+    while True:
+        await asyncio.sleep(LEASE_SWEEP_SECONDS)
+        if state.sealed:
+            continue
+        try:
+
+            def sweep() -> int:
+                with state.store.context(sweeper, state.keys) as ctx:
+                    return checkout.expire_leases(ctx)
+
+            await run_in_threadpool(sweep)
+        except Exception:  # noqa: BLE001 - keep sweeping; say what went wrong
+            log.exception("lease sweep failed")
 
 
 class SecurityHeaders:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
@@ -29,8 +30,21 @@ def state(vault: Vault) -> ServerState:
 
 @pytest.fixture
 def api(state: ServerState) -> Iterator[TestClient]:
-    with TestClient(create_app(state), raise_server_exceptions=False) as client:
+    """The app in-process. Any 5xx answer anywhere in the API suite fails the test."""
+    server_errors: list[str] = []
+
+    def no_server_errors(response: httpx.Response) -> None:
+        if response.status_code >= 500:
+            response.read()
+            server_errors.append(
+                f"{response.request.method} {response.request.url.path}: "
+                f"{response.status_code} {response.text[:200]}"
+            )
+
+    with TestClient(create_app(state, sweep_leases=False), raise_server_exceptions=False) as client:
+        client.event_hooks["response"].append(no_server_errors)
         yield client
+    assert not server_errors, server_errors
 
 
 @dataclass

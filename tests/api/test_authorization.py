@@ -69,15 +69,25 @@ ACCESS: dict[tuple[str, str], set[str]] = {
     **{
         (method, f"/clients/{{client}}/{kind}s{suffix}"): who
         for kind in ("vendor", "domain", "asset")
-        for method, suffix, who in (("GET", "", READERS), ("POST", "", CONSULTING),
-                                    ("GET", "/{name}", READERS), ("PATCH", "/{name}", CONSULTING))
+        for method, suffix, who in (
+            ("GET", "", READERS),
+            ("POST", "", CONSULTING),
+            ("GET", "/{name}", READERS),
+            ("PATCH", "/{name}", CONSULTING),
+        )
     },
     ("GET", "/reports/offboarding/{username}"): ADMIN,
 }
 # Callers whose role is allowed the route but who are outside client A: they must get 404.
 OUT_OF_SCOPE = {"cons_none": "consultant", "client_b": "client"}
-ROLE = {"admin": "admin", "cons_a": "consultant", "cons_none": "consultant",
-        "client_a": "client", "client_b": "client", "auditor": "auditor"}
+ROLE = {
+    "admin": "admin",
+    "cons_a": "consultant",
+    "cons_none": "consultant",
+    "client_a": "client",
+    "client_b": "client",
+    "auditor": "auditor",
+}
 
 _counter = itertools.count()
 
@@ -89,29 +99,44 @@ def _fresh(prefix: str) -> str:
 def _prepare(cast: Cast, method: str, path: str, actor: str) -> tuple[dict[str, str], Any]:
     """Path parameters and a valid body for one call; fresh objects where the call uses one up."""
     vault, ids = cast.vault, cast.ids
-    params = {"client": ids["client_a"], "secret": ids["secret_a"], "username": "victim",
-              "name": "Gandi"}
+    params = {
+        "client": ids["client_a"],
+        "secret": ids["secret_a"],
+        "username": "victim",
+        "name": "Gandi",
+    }
     body: Any = None
     with vault.ctx() as ctx:
         if "{token_id}" in path:
-            owner = "victim" if path.startswith("/users") else (
-                actor if actor != "anonymous" else "admin")
-            users._new_token(ctx, users.get_user(ctx, owner), scope="full",
-                             ttl=users.SESSION_TTL, label="fresh")
+            owner = (
+                "victim"
+                if path.startswith("/users")
+                else (actor if actor != "anonymous" else "admin")
+            )
+            users._new_token(
+                ctx, users.get_user(ctx, owner), scope="full", ttl=users.SESSION_TTL, label="fresh"
+            )
             ctx.session.flush()
             params["token_id"] = users.list_tokens(ctx, users.get_user(ctx, owner))[-1].id
         if "{lease_id}" in path:
             from vault.services import Principal
 
             cons = users.get_user(ctx, "cons_a")
-            lease_ctx = type(ctx)(session=ctx.session, actor="user:cons_a", keys=ctx.keys,
-                                  principal=Principal("user:cons_a", "consultant", cons.id,
-                                                      frozenset([ids["client_a"]])))
-            params["lease_id"] = checkout.checkout(lease_ctx, "Acme", "Router",
-                                                   reason="matrix").lease.id
+            lease_ctx = type(ctx)(
+                session=ctx.session,
+                actor="user:cons_a",
+                keys=ctx.keys,
+                principal=Principal(
+                    "user:cons_a", "consultant", cons.id, frozenset([ids["client_a"]])
+                ),
+            )
+            params["lease_id"] = checkout.checkout(
+                lease_ctx, "Acme", "Router", reason="matrix"
+            ).lease.id
         if "{recipient}" in path:
             params["recipient"] = clients.add_recipient(
-                ctx, "Acme", str(age.X25519Identity.generate().recipient)).id
+                ctx, "Acme", str(age.X25519Identity.generate().recipient)
+            ).id
         if method == "DELETE" and path.startswith("/grants"):
             users.grant(ctx, "victim", "Acme")
     if path.endswith("/totp"):
@@ -121,19 +146,21 @@ def _prepare(cast: Cast, method: str, path: str, actor: str) -> tuple[dict[str, 
         ("POST", "/auth/login"): lambda: {"username": "nobody", "password": "x"},
         ("POST", "/auth/totp/confirm"): lambda: {"code": "000000"},
         ("POST", "/auth/tokens"): lambda: {"label": "matrix"},
-        ("POST", "/users"): lambda: {"username": _fresh("u"), "role": "auditor",
-                                     "password": PW},
+        ("POST", "/users"): lambda: {"username": _fresh("u"), "role": "auditor", "password": PW},
         ("PATCH", "/users/{username}"): lambda: {"disabled": False},
         ("PUT", "/grants/{username}/{client}"): lambda: {},
         ("POST", "/clients"): lambda: {"name": _fresh("Client")},
         ("POST", "/clients/{client}/contacts"): lambda: {"name": "Front desk"},
         ("POST", "/clients/{client}/recipients"): lambda: {
-            "recipient": str(age.X25519Identity.generate().recipient)},
+            "recipient": str(age.X25519Identity.generate().recipient)
+        },
         ("POST", "/clients/{client}/secrets"): lambda: {"title": _fresh("S"), "value": "v4lue!"},
         ("PATCH", "/clients/{client}/secrets/{secret}"): lambda: {"tags": ["matrix"]},
         ("POST", "/clients/{client}/secrets/{secret}/checkout"): lambda: {"reason": "matrix"},
-        ("POST", "/clients/{client}/secrets/{secret}/links"): lambda: {"kind": "vendor",
-                                                                       "name": "Gandi"},
+        ("POST", "/clients/{client}/secrets/{secret}/links"): lambda: {
+            "kind": "vendor",
+            "name": "Gandi",
+        },
         ("POST", "/leases/{lease_id}/checkin"): lambda: {},
     }
     for kind in ("vendor", "domain", "asset"):
@@ -193,8 +220,12 @@ def test_authorization_matrix(cast: Cast) -> None:
                     failures.append(f"{method} {path} as anonymous: {status}, expected 401")
             elif status not in (403, 404):
                 failures.append(f"{method} {path} as {actor}: allowed {status}, expected refusal")
-            elif (actor in OUT_OF_SCOPE and "{client}" in path and status != 404
-                  and any(ROLE[a] == ROLE[actor] for a in allowed)):
+            elif (
+                actor in OUT_OF_SCOPE
+                and "{client}" in path
+                and status != 404
+                and any(ROLE[a] == ROLE[actor] for a in allowed)
+            ):
                 failures.append(f"{method} {path} as {actor}: {status}, expected 404")
     assert not failures, "\n".join(failures)
 

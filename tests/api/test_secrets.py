@@ -20,8 +20,11 @@ def test_list_is_metadata_only(cast: Cast) -> None:
 
 def test_checkout_checkin_round_trip(cast: Cast) -> None:
     headers = cast.headers("cons_a")
-    out = cast.api.post(_url(cast, cast.ids["secret_a"], "checkout"), headers=headers,
-                        json={"reason": "VPN down", "ticket": "T-42", "ttl_seconds": 600})
+    out = cast.api.post(
+        _url(cast, cast.ids["secret_a"], "checkout"),
+        headers=headers,
+        json={"reason": "VPN down", "ticket": "T-42", "ttl_seconds": 600},
+    )
     assert out.status_code == 200, out.text
     body = out.json()
     assert body["value"] == "r0uter" and body["username"] == "admin"
@@ -37,11 +40,11 @@ def test_checkout_checkin_round_trip(cast: Cast) -> None:
 def test_exclusive_conflict_names_holder(cast: Cast) -> None:
     admin = cast.headers("admin")
     cast.api.patch(_url(cast, "Router"), headers=admin, json={"exclusive": True})
-    first = cast.api.post(_url(cast, "Router", "checkout"), headers=cast.headers("cons_a"),
-                          json={"reason": "one"})
+    first = cast.api.post(
+        _url(cast, "Router", "checkout"), headers=cast.headers("cons_a"), json={"reason": "one"}
+    )
     assert first.status_code == 200
-    second = cast.api.post(_url(cast, "Router", "checkout"), headers=admin,
-                           json={"reason": "two"})
+    second = cast.api.post(_url(cast, "Router", "checkout"), headers=admin, json={"reason": "two"})
     assert second.status_code == 409
     assert "user:cons_a" in second.json()["error"]["message"]
     assert "r0uter" not in second.text
@@ -51,19 +54,21 @@ def test_exclusive_conflict_names_holder(cast: Cast) -> None:
 
 def test_rotate_after_use_and_generated_value(cast: Cast) -> None:
     headers = cast.headers("cons_a")
-    cast.api.patch(_url(cast, "Router"), headers=cast.headers("admin"),
-                   json={"rotate_after_use": True})
-    lease = cast.api.post(_url(cast, "Router", "checkout"), headers=headers,
-                          json={"reason": "x"}).json()["lease"]
+    cast.api.patch(
+        _url(cast, "Router"), headers=cast.headers("admin"), json={"rotate_after_use": True}
+    )
+    lease = cast.api.post(
+        _url(cast, "Router", "checkout"), headers=headers, json={"reason": "x"}
+    ).json()["lease"]
     due = cast.api.get("/leases/rotation-due", headers=headers).json()
     assert [s["title"] for s in due] == ["Router"]
     refused = cast.api.post(f"/leases/{lease['id']}/checkin", headers=headers, json={})
     assert refused.status_code == 422 and refused.json()["error"]["field"] == "value"
-    weak = cast.api.post(f"/leases/{lease['id']}/checkin", headers=headers,
-                         json={"new_value": "password123"})
+    weak = cast.api.post(
+        f"/leases/{lease['id']}/checkin", headers=headers, json={"new_value": "password123"}
+    )
     assert weak.status_code == 422 and "password123" not in weak.text
-    done = cast.api.post(f"/leases/{lease['id']}/checkin", headers=headers,
-                         json={"generate": True})
+    done = cast.api.post(f"/leases/{lease['id']}/checkin", headers=headers, json={"generate": True})
     assert done.status_code == 200 and done.json()["new_version"] == 2
     generated = done.json()["generated_value"]
     out = cast.api.post(_url(cast, "Router", "checkout"), headers=headers, json={"reason": "y"})
@@ -80,22 +85,32 @@ def test_checkout_needs_reason_and_validates_input(cast: Cast) -> None:
     headers = cast.headers("cons_a")
     no_reason = cast.api.post(_url(cast, "Router", "checkout"), headers=headers, json={})
     assert no_reason.status_code == 422 and no_reason.json()["error"]["field"] == "reason"
-    bad_ttl = cast.api.post(_url(cast, "Router", "checkout"), headers=headers,
-                            json={"reason": "x", "ttl_seconds": "soon"})
+    bad_ttl = cast.api.post(
+        _url(cast, "Router", "checkout"),
+        headers=headers,
+        json={"reason": "x", "ttl_seconds": "soon"},
+    )
     assert bad_ttl.status_code == 422 and bad_ttl.json()["error"]["field"] == "ttl_seconds"
     assert "soon" not in bad_ttl.text  # pydantic's input echo is stripped
 
 
 def test_create_secret_value_never_echoed(cast: Cast) -> None:
     headers = cast.headers("cons_a")
-    created = cast.api.post(_url(cast), headers=headers,
-                            json={"title": "NAS", "value": "n4s-secret-value", "kind": "login"})
+    created = cast.api.post(
+        _url(cast),
+        headers=headers,
+        json={"title": "NAS", "value": "n4s-secret-value", "kind": "login"},
+    )
     assert created.status_code == 201 and "n4s-secret-value" not in created.text
-    dup = cast.api.post(_url(cast), headers=headers,
-                        json={"title": "nas", "value": "n4s-secret-value-2"})
+    dup = cast.api.post(
+        _url(cast), headers=headers, json={"title": "nas", "value": "n4s-secret-value-2"}
+    )
     assert dup.status_code == 409 and "n4s-secret" not in dup.text
-    bad = cast.api.post(_url(cast), headers=headers,
-                        json={"title": "TOTP", "value": "not-base32-n4s!", "kind": "totp"})
+    bad = cast.api.post(
+        _url(cast),
+        headers=headers,
+        json={"title": "TOTP", "value": "not-base32-n4s!", "kind": "totp"},
+    )
     assert bad.status_code == 422 and "n4s" not in bad.text
 
 
@@ -113,7 +128,8 @@ def test_security_headers(cast: Cast) -> None:
 
 
 def test_offboarding_report(cast: Cast) -> None:
-    cast.api.post(_url(cast, "Router", "checkout"), headers=cast.headers("cons_a"),
-                  json={"reason": "x"})
+    cast.api.post(
+        _url(cast, "Router", "checkout"), headers=cast.headers("cons_a"), json={"reason": "x"}
+    )
     report = cast.api.get("/reports/offboarding/cons_a", headers=cast.headers("admin")).json()
     assert [i["title"] for i in report["items"]] == ["Router"]

@@ -282,20 +282,37 @@ def expire_leases(ctx: Context, *, now: datetime | None = None) -> int:
             select(Lease).where(Lease.released_at.is_(None), Lease.expires_at <= now)
         )
     )
+    ended = 0
     for lease in rows:
-        secret = ctx.session.get(Secret, lease.secret_id)
-        assert secret is not None
-        _release(ctx, lease, secret, "expired", now)
+        # Conditional: when several server processes sweep at once, each lease ends once.
+        claimed = cast(
+            CursorResult[Any],
+            ctx.session.execute(
+                update(Lease)
+                .where(Lease.id == lease.id, Lease.released_at.is_(None))
+                .values(released_at=now, release_kind="expired")
+                .execution_options(synchronize_session=False)
+            ),
+        ).rowcount
+        if claimed != 1:
+            continue
+        ended += 1
+        ctx.session.execute(
+            update(Secret)
+            .where(Secret.id == lease.secret_id, Secret.held_by_lease_id == lease.id)
+            .values(held_by_lease_id=None, held_until=None)
+            .execution_options(synchronize_session=False)
+        )
         audit.record(
             ctx,
             "lease.expire",
             client_id=lease.client_id,
             subject_kind="secret",
-            subject_id=secret.id,
+            subject_id=lease.secret_id,
             lease_id=lease.id,
             holder=lease.holder,
         )
-    return len(rows)
+    return ended
 
 
 def list_leases(
