@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -26,7 +27,7 @@ from api.state import ServerState
 from vault.db.models import User
 from vault.errors import CustodyError, Forbidden
 from vault.services import Context, Principal, audit
-from vault.services.users import authenticate, principal_for
+from vault.services.users import authenticate, principal_for, touch_token
 
 log = logging.getLogger("custody.api")
 ANONYMOUS = Principal(name="anonymous", role="anonymous")
@@ -58,6 +59,7 @@ class Caller:
     request: Request
     principal: Principal
     token_id: str | None
+    token_last_used: datetime | None = None
 
     @contextmanager
     def transaction(self) -> Iterator[Context]:
@@ -66,6 +68,8 @@ class Caller:
                 self.principal, self.state.keys, source=source_of(self.request)
             ) as ctx:
                 ctx.token_id = self.token_id
+                if self.token_id is not None:
+                    touch_token(ctx, self.token_id, self.token_last_used)
                 yield ctx
         except CustodyError as exc:
             record_refusal(self.request, self.state, self.principal, exc)
@@ -89,13 +93,17 @@ def record_refusal(
 
 def _caller(request: Request, state: ServerState, *, full: bool) -> Caller:
     try:
-        with state.store.session() as session, session.begin():
+        with state.store.read_session() as session, session.begin():
             found = authenticate(session, _bearer(request))
             if full and found.token.scope != "full":
                 raise Forbidden("finish TOTP enrolment first", field="totp")
             principal = principal_for(session, found.user)
             return Caller(
-                state=state, request=request, principal=principal, token_id=found.token.id
+                state=state,
+                request=request,
+                principal=principal,
+                token_id=found.token.id,
+                token_last_used=found.token.last_used_at,
             )
     except CustodyError as exc:
         record_refusal(request, state, None, exc)

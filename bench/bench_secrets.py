@@ -178,5 +178,6 @@ def main() -> None:
         mode = ours.removeprefix("custody ").rsplit(" ", 1)[0]
         print(f"ratio {label} (pass / custody {mode:7s}): {pass_[theirs] / custody[ours]:6.1f}x")
 
+
 if __name__ == "__main__":
     main()

@@ -7,6 +7,7 @@ through ``postgresql+psycopg://``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vault.errors import NotInitialized, SchemaError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+READ_ONLY_OPTION = "custody_read_only"
 
 
 def make_engine(url: str, *, create_dirs: bool = False, read_only: bool = False) -> Engine:
@@ -48,14 +50,23 @@ def _configure_sqlite(engine: Engine, *, read_only: bool) -> None:
         cur.execute("PRAGMA busy_timeout=10000")
         if not read_only:
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            # FULL: every commit is fsynced, so an acknowledged write survives power loss,
+            # not only a crash of the process (NORMAL). Override: CUSTODY_SQLITE_SYNCHRONOUS.
+            cur.execute(f"PRAGMA synchronous={_sqlite_synchronous()}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # IMMEDIATE: a writer takes the lock at BEGIN, so two processes never both read and
-        # then fail to upgrade to a write lock (SQLITE_BUSY mid-transaction).
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # then fail to upgrade to a write lock (SQLITE_BUSY mid-transaction). Transactions
+        # marked read-only (Store.read_session) take no lock: WAL readers never wait.
+        readonly = read_only or conn.get_execution_options().get(READ_ONLY_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+
+def _sqlite_synchronous() -> str:
+    value = os.environ.get("CUSTODY_SQLITE_SYNCHRONOUS", "FULL").upper()
+    return value if value in ("FULL", "NORMAL", "EXTRA") else "FULL"
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -426,7 +426,8 @@ class Session:
 
 
 def authenticate(session: object, raw: str | None, *, now: datetime | None = None) -> Session:
-    """The user behind a bearer token; one opaque failure for every reason."""
+    """The user behind a bearer token; one opaque failure for every reason. Reads only (the
+    caller records ``last_used_at`` with :func:`touch_token` in its own write)."""
     from sqlalchemy.orm import Session as DbSession
 
     assert isinstance(session, DbSession)
@@ -443,9 +444,16 @@ def authenticate(session: object, raw: str | None, *, now: datetime | None = Non
     token, user = found
     if token.revoked_at is not None or token.expires_at <= now or user.disabled_at is not None:
         raise Unauthenticated("sign in first (missing, expired or revoked token)")
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        token.last_used_at = now  # at most one write a minute per token
     return Session(user=user, token=token)
+
+
+def touch_token(ctx: Context, token_id: str, last_used_at: datetime | None) -> None:
+    """Record a token's use - at most one write a minute per token."""
+    now = utcnow()
+    if last_used_at is None or now - last_used_at > timedelta(minutes=1):
+        ctx.session.execute(
+            update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+        )
 
 
 def create_api_token(ctx: Context, user: User, *, label: str, ttl: timedelta) -> str:

@@ -1,0 +1,243 @@
+"""Check-out + check-in round trips per second through a real uvicorn server on loopback.
+
+    python bench/bench_checkout.py [--seconds 10] [--clients 32] [--pg URL]
+
+32 concurrent clients (asyncio + httpx, one process) each repeat: check out a secret (with a
+reason; a lease opens, the value comes back, the access is audited), then check it in. In the
+same run, the same load against a trivial FastAPI endpoint that reads one row from the same
+database (bench/trivial_app.py) gives the framework's ceiling. SQLite always; PostgreSQL with 1
+and 2 workers when --pg (an admin URL; a fresh database is created and dropped).
+Prints pairs/s, p50/p99 per pair, and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+
+from bench.common import PASSPHRASE, workdir  # noqa: E402
+from tests.server import free_port  # noqa: E402
+
+
+def setup_vault(url: str, clients_n: int) -> tuple[str, list[str], list[str]]:
+    from vault.config import Settings
+    from vault.keys import UnsealSecret
+    from vault.services import clients, secrets, users
+    from vault.store import Store, init_vault
+
+    settings = Settings(
+        home=Path("."),
+        database_url=url,
+        unseal_file=None,
+        unseal_passphrase_set=False,
+        allow_weak_kdf=False,
+    )
+    init_vault(settings, passphrase=PASSPHRASE, admin=None)
+    store = Store.open(settings)
+    keys = store.unseal(UnsealSecret.from_passphrase(PASSPHRASE))
+    tokens = []
+    with store.context("operator:bench", keys) as ctx:
+        client_id = clients.add_client(ctx, "Acme").id
+        made = secrets.add_secrets(
+            ctx,
+            "Acme",
+            [
+                secrets.NewSecret(
+                    title=f"secret {i}", value=f"value-{i}-{'x' * 20}", username="admin"
+                )
+                for i in range(clients_n)
+            ],
+        )
+        secret_ids = [s.id for s in made]
+        for i in range(clients_n):
+            user = users.create_user(ctx, f"c{i}", role="consultant", password="x" * 16)
+            users.grant(ctx, f"c{i}", "Acme")
+            tokens.append(users._new_token(ctx, user, scope="full", ttl=users.SESSION_TTL))
+    store.engine.dispose()
+    return client_id, secret_ids, tokens
+
+
+class Server:
+    def __init__(self, factory: str, env: dict[str, str], workers: int) -> None:
+        import subprocess
+
+        self.port = free_port()
+        full = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
+        full.update(env)
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                factory,
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=full,
+            cwd=str(Path(__file__).resolve().parent.parent),
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(self.url + "/docs", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+async def load_checkout(
+    url: str, client_id: str, secret_ids: list[str], tokens: list[str], seconds: float
+) -> list[float]:
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=len(tokens), max_keepalive_connections=len(tokens))
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+
+        async def worker(i: int) -> None:
+            headers = {"Authorization": f"Bearer {tokens[i]}"}
+            path = f"/clients/{client_id}/secrets/{secret_ids[i]}"
+            while time.monotonic() < deadline:
+                start = time.perf_counter()
+                out = await http.post(path + "/checkout", headers=headers, json={"reason": "bench"})
+                assert out.status_code == 200, out.text
+                lease = out.json()["lease"]["id"]
+                back = await http.post(f"/leases/{lease}/checkin", headers=headers, json={})
+                assert back.status_code == 200, back.text
+                latencies.append(time.perf_counter() - start)
+
+        await asyncio.gather(*(worker(i) for i in range(len(tokens))))
+    return latencies
+
+
+async def load_trivial(url: str, concurrency: int, seconds: float) -> list[float]:
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+
+        async def worker() -> None:
+            while time.monotonic() < deadline:
+                start = time.perf_counter()
+                response = await http.get("/row")
+                assert response.status_code == 200
+                latencies.append(time.perf_counter() - start)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000
+
+
+def run_engine(label: str, db_url: str, args: argparse.Namespace, workers: int) -> dict[str, Any]:
+    env = {"CUSTODY_DATABASE_URL": db_url, "CUSTODY_UNSEAL_PASSPHRASE": PASSPHRASE}
+    client_id, secret_ids, tokens = setup_vault(db_url, args.clients)
+    server = Server("api.main:app_from_env", env, workers)
+    try:
+        asyncio.run(load_checkout(server.url, client_id, secret_ids, tokens, 2))  # warm-up
+        pairs = asyncio.run(load_checkout(server.url, client_id, secret_ids, tokens, args.seconds))
+    finally:
+        server.stop()
+    trivial_server = Server("bench.trivial_app:app_from_env", env, workers)
+    try:
+        asyncio.run(load_trivial(trivial_server.url, args.clients, 2))
+        trivial = asyncio.run(load_trivial(trivial_server.url, args.clients, args.seconds))
+    finally:
+        trivial_server.stop()
+    result = {
+        "label": label,
+        "workers": workers,
+        "pairs_per_s": len(pairs) / args.seconds,
+        "requests_per_s": 2 * len(pairs) / args.seconds,
+        "p50": pct(pairs, 0.50),
+        "p99": pct(pairs, 0.99),
+        "ceiling_per_s": len(trivial) / args.seconds,
+        "ceiling_p50": statistics.median(trivial) * 1000,
+    }
+    result["ratio"] = result["requests_per_s"] / result["ceiling_per_s"]
+    return result
+
+
+def fresh_pg(admin_url: str) -> tuple[str, Any]:
+    import secrets as pysecrets
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"custody_bench_{pysecrets.token_hex(4)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False), drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument(
+        "--pg",
+        help="PostgreSQL admin URL, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    )
+    args = parser.parse_args()
+    results = []
+    with workdir("custody-bench-co-") as root:
+        results.append(run_engine("sqlite", f"sqlite:///{root}/custody.db", args, 1))
+    if args.pg:
+        for workers in (1, 2):
+            url, drop = fresh_pg(args.pg)
+            try:
+                results.append(run_engine("postgresql", url, args, workers))
+            finally:
+                drop()
+    print(
+        f"# bench_checkout  clients={args.clients} seconds={args.seconds}  "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')}  "
+        f"sqlite synchronous={os.environ.get('CUSTODY_SQLITE_SYNCHRONOUS', 'FULL')}"
+    )
+    for r in results:
+        print(
+            f"{r['label']:10s} workers={r['workers']}  {r['pairs_per_s']:7.1f} pairs/s "
+            f"({r['requests_per_s']:7.1f} req/s)  p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms"
+            f"  | ceiling {r['ceiling_per_s']:7.1f} req/s (p50 {r['ceiling_p50']:5.1f} ms)"
+            f"  -> {100 * r['ratio']:5.1f}% of ceiling"
+        )
+    pg = [r for r in results if r["label"] == "postgresql"]
+    if len(pg) == 2:
+        print(
+            f"postgresql 2 workers / 1 worker: {pg[1]['pairs_per_s'] / pg[0]['pairs_per_s']:.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""The framework's ceiling for bench_checkout.py: a FastAPI endpoint that reads one row.
+
+Same stack as Custody (uvicorn, FastAPI, SQLAlchemy, the same database) minus everything that
+is Custody: no auth, no crypto, no audit.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+from sqlalchemy import text
+
+from vault.db.engine import make_engine
+
+
+def app_from_env() -> FastAPI:
+    engine = make_engine(os.environ["CUSTODY_DATABASE_URL"])
+    app = FastAPI()
+
+    @app.get("/row")
+    def row() -> dict[str, object]:
+        with engine.connect() as conn:
+            value = conn.execute(text("SELECT id, name FROM clients LIMIT 1")).first()
+        return {"id": value[0] if value else None}
+
+    return app
