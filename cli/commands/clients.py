@@ -360,12 +360,23 @@ def recipient_group() -> None:
 @click.option("--label", help="Who holds it, e.g. 'owner laptop'.")
 @json_option
 @with_store
+@remote_capable
 def recipient_add(
     store: Any, client: str, recipient: str, label: str | None, as_json: bool
 ) -> None:
     """Add an escrow recipient (age1... or "ssh-ed25519 AAAA..."); re-wraps the client key."""
     from vault.services import clients
 
+    if store is None:
+        server = remote()
+        row = server.call(
+            "POST",
+            f"/clients/{_remote_client_id(server, client)}/recipients",
+            json_body={"recipient": recipient, "label": label},
+        )
+        data = {"id": row["id"], "recipient": row["recipient"], "kind": row["kind"]}
+        print_json(data) if as_json else click.echo(f"added recipient {data['recipient']}")
+        return
     keys = unseal(store)
     with store.context(operator_actor(), keys) as ctx:
         row = clients.add_recipient(ctx, client, recipient, label=label)
@@ -377,22 +388,28 @@ def recipient_add(
 @click.argument("client")
 @json_option
 @with_store
+@remote_capable
 def recipient_list(store: Any, client: str, as_json: bool) -> None:
     """List a client's escrow recipients."""
     from vault.services import clients
 
-    with store.context(operator_actor()) as ctx:
-        c = clients.get_client(ctx, client)
-        data: list[dict[str, Any]] = [
-            {
-                "recipient": r.recipient,
-                "kind": r.kind,
-                "label": r.label,
-                "added_at": r.added_at,
-                "id": r.id,
-            }
-            for r in c.recipients
-        ]
+    data: list[dict[str, Any]]
+    if store is None:
+        server = remote()
+        data = server.call("GET", f"/clients/{_remote_client_id(server, client)}/recipients")
+    else:
+        with store.context(operator_actor()) as ctx:
+            c = clients.get_client(ctx, client)
+            data = [
+                {
+                    "recipient": r.recipient,
+                    "kind": r.kind,
+                    "label": r.label,
+                    "added_at": r.added_at,
+                    "id": r.id,
+                }
+                for r in c.recipients
+            ]
     if as_json:
         print_json(data)
     elif not data:
@@ -407,15 +424,34 @@ def recipient_list(store: Any, client: str, as_json: bool) -> None:
 @click.argument("recipient")
 @json_option
 @with_store
+@remote_capable
 def recipient_remove(store: Any, client: str, recipient: str, as_json: bool) -> None:
     """Remove an escrow recipient (by key, id or label); re-wraps the client key."""
     from vault.services import clients
 
+    if store is None:
+        server = remote()
+        client_id = _remote_client_id(server, client)
+        rows = server.call("GET", f"/clients/{client_id}/recipients")
+        wanted = " ".join(recipient.split()[:2])  # an ssh key without its comment
+        match = [r for r in rows if wanted in (r["recipient"], r["id"], r["label"])]
+        if len(match) != 1:
+            from vault.errors import NotFound
+
+            raise NotFound(f"client {client!r} has no such recipient", field="recipient")
+        server.call("DELETE", f"/clients/{client_id}/recipients/{match[0]['id']}")
+        data = {"removed": match[0]["recipient"]}
+        print_json(data) if as_json else click.echo(f"removed recipient {data['removed']}")
+        return
     keys = unseal(store)
     with store.context(operator_actor(), keys) as ctx:
         row = clients.remove_recipient(ctx, client, recipient)
         data = {"removed": row.recipient}
     print_json(data) if as_json else click.echo(f"removed recipient {data['removed']}")
+
+
+def _remote_client_id(server: Any, name: str) -> str:
+    return str(server.call("GET", "/clients", params={"name": name})[0]["id"])
 
 
 COMMANDS = [client_group, recipient_group]

@@ -14,6 +14,8 @@ from cli.common import (
     print_fields,
     print_json,
     print_table,
+    remote,
+    remote_capable,
     unseal,
     with_store,
 )
@@ -131,9 +133,15 @@ def make_group(kind: str) -> click.Group:
     @kind_options(kind)
     @json_option
     @with_store
+    @remote_capable
     def add(store: Any, /, client: str, name: str, as_json: bool, **values: Any) -> None:
         from vault.services import inventory
 
+        if store is None:
+            server, base = _remote_base(client, kind)
+            data = server.call("POST", base, json_body={"name": name, **_given(values)})
+            print_json(data) if as_json else click.echo(f"added {kind} {data['name']!r}")
+            return
         keys = unseal(store)
         with store.context(operator_actor(), keys) as ctx:
             record = inventory.add_record(ctx, kind, client, name=name, **_given(values))
@@ -152,13 +160,20 @@ def make_group(kind: str) -> click.Group:
     @kind_options(kind)
     @json_option
     @with_store
+    @remote_capable
     def update(
         store: Any, /, client: str, name: str, new_name: str | None, as_json: bool, **values: Any
     ) -> None:
         from vault.services import inventory
 
-        keys = unseal(store)
         given = _given(values)
+        if store is None:
+            server, base = _remote_base(client, kind)
+            body = {**given, **({"name": new_name} if new_name is not None else {})}
+            data = server.call("PATCH", f"{base}/{_quote(name)}", json_body=body)
+            print_json(data) if as_json else click.echo(f"updated {kind} {data['name']!r}")
+            return
+        keys = unseal(store)
         if new_name is not None:
             given["new_name"] = new_name
         with store.context(operator_actor(), keys) as ctx:
@@ -171,11 +186,17 @@ def make_group(kind: str) -> click.Group:
     @click.option("--search", "query", help="Match the name.")
     @json_option
     @with_store
+    @remote_capable
     def list_(store: Any, client: str, query: str | None, as_json: bool) -> None:
         from vault.services import inventory
 
-        with store.context(operator_actor()) as ctx:
-            data = [_plain(kind, r, ctx) for r in inventory.list_records(ctx, kind, client, query)]
+        if store is None:
+            server, base = _remote_base(client, kind)
+            data = server.call("GET", base, params={"q": query})
+        else:
+            with store.context(operator_actor()) as ctx:
+                rows = inventory.list_records(ctx, kind, client, query)
+                data = [_plain(kind, r, ctx) for r in rows]
         if as_json:
             print_json(data)
         elif not data:
@@ -188,19 +209,36 @@ def make_group(kind: str) -> click.Group:
     @click.argument("name")
     @json_option
     @with_store
+    @remote_capable
     def show(store: Any, client: str, name: str, as_json: bool) -> None:
         from vault.services import inventory
 
-        keys = unseal(store)
-        with store.context(operator_actor(), keys) as ctx:
-            record = inventory.show_record(ctx, kind, client, name)
-            data = {**_plain(kind, record.row, ctx), **record.private}
+        if store is None:
+            server, base = _remote_base(client, kind)
+            data = server.call("GET", f"{base}/{_quote(name)}")
+        else:
+            keys = unseal(store)
+            with store.context(operator_actor(), keys) as ctx:
+                record = inventory.show_record(ctx, kind, client, name)
+                data = {**_plain(kind, record.row, ctx), **record.private}
         if as_json:
             print_json(data)
         else:
             print_fields([(k, v) for k, v in data.items() if k not in ("id",)])
 
     return group
+
+
+def _remote_base(client: str, kind: str) -> tuple[Any, str]:
+    server = remote()
+    client_id = server.call("GET", "/clients", params={"name": client})[0]["id"]
+    return server, f"/clients/{client_id}/{kind}s"
+
+
+def _quote(name: str) -> str:
+    from urllib.parse import quote
+
+    return quote(name, safe="")
 
 
 COMMANDS = [make_group(k) for k in ("vendor", "domain", "asset")]

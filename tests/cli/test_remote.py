@@ -77,8 +77,21 @@ def test_cli_against_server(cli_env: dict[str, str], tmp_path: Path) -> None:
         assert len(leases) == 1 and leases[0]["reason"] == "VPN down"
         _ok(remote, "secret", "checkin", leases[0]["id"])
         assert json.loads(_ok(remote, "lease", "list", "--json")) == []
-        local_only = _run(remote, "vendor", "list", "Acme")
+        local_only = _run(remote, "client", "keyfile", "Acme", "--out", str(tmp_path / "k"))
         assert local_only.returncode == 2 and "local store only" in local_only.stderr
+        # records work remotely too
+        _ok(remote, "vendor", "add", "Acme", "Gandi", "--category", "registrar",
+            "--account-number", "ACC-9")
+        shown = json.loads(_ok(remote, "vendor", "show", "Acme", "Gandi", "--json"))
+        assert shown["account_number"] == "ACC-9" and shown["category"] == "registrar"
+        assert [v["name"] for v in json.loads(_ok(remote, "vendor", "list", "Acme", "--json"))
+                ] == ["Gandi"]
+        from vault.crypto import age
+
+        recipients = _run(remote, "recipient", "add", "Acme",
+                          str(age.X25519Identity.generate().recipient))
+        # a consultant may not change a client's escrow recipients
+        assert recipients.returncode == 2 and "may not" in recipients.stderr
         _ok(remote, "logout")
         after = _run(remote, "secret", "list", "Acme")
         assert after.returncode == 2 and "custody login" in after.stderr
