@@ -152,18 +152,12 @@ class ClientPublic(BaseModel):
     created_at: datetime
     counts: dict[str, int]
     recipients: list[RecipientPublic]
+    contacts: list[ContactPublic]
 
 
 class RecipientCreate(Strict):
     recipient: str = Field(min_length=1, max_length=2000)
     label: str | None = Field(default=None, max_length=200)
-
-
-class ContactCreate(Strict):
-    name: str = Field(min_length=1, max_length=200)
-    email: str | None = Field(default=None, max_length=320)
-    phone: str | None = Field(default=None, max_length=64)
-    role: str | None = Field(default=None, max_length=200)
 
 
 class ContactPublic(BaseModel):
@@ -172,6 +166,13 @@ class ContactPublic(BaseModel):
     email: str | None
     phone: str | None
     role: str | None
+
+
+class ContactCreate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=64)
+    role: str | None = Field(default=None, max_length=200)
 
 
 # --- secrets -----------------------------------------------------------------------------

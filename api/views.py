@@ -65,6 +65,10 @@ def client(ctx: Context, c: Any) -> dict[str, Any]:
         "created_at": c.created_at,
         "counts": summarize(ctx, c).counts,
         "recipients": [recipient(r) for r in c.recipients],
+        "contacts": [
+            {"id": p.id, "name": p.name, "email": p.email, "phone": p.phone, "role": p.role}
+            for p in c.contacts
+        ],
     }
 
 

@@ -135,27 +135,36 @@ def client_list(store: Any, as_json: bool) -> None:
 @click.argument("name")
 @json_option
 @with_store
+@remote_capable
 def client_show(store: Any, name: str, as_json: bool) -> None:
     """Show one client: counts, escrow recipients, contacts."""
     from vault.services import clients
 
-    with store.context(operator_actor()) as ctx:
-        summary = clients.summarize(ctx, clients.get_client(ctx, name))
-        c = summary.client
-        data: dict[str, Any] = {
-            "name": c.name,
-            "id": c.id,
-            "created_at": c.created_at,
-            "counts": summary.counts,
-            "recipients": [
-                {"recipient": r.recipient, "kind": r.kind, "label": r.label, "added_at": r.added_at}
-                for r in c.recipients
-            ],
-            "contacts": [
-                {"name": p.name, "email": p.email, "phone": p.phone, "role": p.role}
-                for p in c.contacts
-            ],
-        }
+    if store is None:
+        data = remote().call("GET", "/clients", params={"name": name})[0]
+    else:
+        with store.context(operator_actor()) as ctx:
+            summary = clients.summarize(ctx, clients.get_client(ctx, name))
+            c = summary.client
+            data = {
+                "name": c.name,
+                "id": c.id,
+                "created_at": c.created_at,
+                "counts": summary.counts,
+                "recipients": [
+                    {
+                        "recipient": r.recipient,
+                        "kind": r.kind,
+                        "label": r.label,
+                        "added_at": r.added_at,
+                    }
+                    for r in c.recipients
+                ],
+                "contacts": [
+                    {"name": p.name, "email": p.email, "phone": p.phone, "role": p.role}
+                    for p in c.contacts
+                ],
+            }
     if as_json:
         print_json(data)
         return
@@ -164,7 +173,7 @@ def client_show(store: Any, name: str, as_json: bool) -> None:
             ("client", data["name"]),
             ("id", data["id"]),
             ("created", iso(data["created_at"])),
-            *[(k, v) for k, v in summary.counts.items()],
+            *[(k, v) for k, v in data["counts"].items()],
         ]
     )
     click.echo("\nescrow recipients:" + ("" if data["recipients"] else " none"))

@@ -274,15 +274,23 @@ def _meta(s: Any) -> dict[str, Any]:
 @click.argument("title")
 @json_option
 @with_store
+@remote_capable
 def secret_history(store: Any, client: str, title: str, as_json: bool) -> None:
     """List a secret's versions (who and when; no values)."""
     from vault.services import secrets
 
-    with store.context(operator_actor()) as ctx:
-        data = [
-            {"version": v.version, "created_at": v.created_at, "created_by": v.created_by}
-            for v in secrets.history(ctx, client, title)
-        ]
+    if store is None:
+        server = remote()
+        client_id = _client_id(server, client)
+        data = server.call(
+            "GET", f"/clients/{client_id}/secrets/{_secret_id(server, client_id, title)}/versions"
+        )
+    else:
+        with store.context(operator_actor()) as ctx:
+            data = [
+                {"version": v.version, "created_at": v.created_at, "created_by": v.created_by}
+                for v in secrets.history(ctx, client, title)
+            ]
     if as_json:
         print_json(data)
     else:
@@ -308,6 +316,7 @@ def secret_history(store: Any, client: str, title: str, as_json: bool) -> None:
 @click.option("--rotate-after-use/--no-rotate-after-use", default=None)
 @json_option
 @with_store
+@remote_capable
 def secret_update(
     store: Any,
     client: str,
@@ -329,8 +338,33 @@ def secret_update(
     from vault.services import secrets
     from vault.services.secrets import _UNSET
 
-    keys = unseal(store)
     value = _read_value(password_stdin, "New value") if (new_value or password_stdin) else None
+    if store is None:
+        server = remote()
+        client_id = _client_id(server, client)
+        changes = {
+            "value": value,
+            "title": new_title,
+            "username": username,
+            "url": url,
+            "notes": notes,
+            "kind": kind,
+            "tags": list(tags) if tags else None,
+            "exclusive": exclusive,
+            "sensitive": sensitive,
+            "rotate_after_use": rotate_after_use,
+        }
+        data = server.call(
+            "PATCH",
+            f"/clients/{client_id}/secrets/{_secret_id(server, client_id, title)}",
+            json_body={k: v for k, v in changes.items() if v is not None},
+        )
+        if as_json:
+            print_json(data)
+        else:
+            click.echo(f"updated secret {data['title']!r} (version {data['version']})")
+        return
+    keys = unseal(store)
     with store.context(operator_actor(), keys) as ctx:
         secret = secrets.update_secret(
             ctx,
@@ -362,6 +396,7 @@ def secret_update(
 @click.option("--asset")
 @json_option
 @with_store
+@remote_capable
 def secret_link(
     store: Any,
     client: str,
@@ -379,8 +414,17 @@ def secret_link(
     if len(targets) != 1:
         raise InvalidInput("give exactly one of --vendor, --domain, --asset", field="target")
     kind, name = targets[0]
-    with store.context(operator_actor()) as ctx:
-        inventory.link_secret(ctx, client, title, kind, name)
+    if store is None:
+        server = remote()
+        client_id = _client_id(server, client)
+        server.call(
+            "POST",
+            f"/clients/{client_id}/secrets/{_secret_id(server, client_id, title)}/links",
+            json_body={"kind": kind, "name": name},
+        )
+    else:
+        with store.context(operator_actor()) as ctx:
+            inventory.link_secret(ctx, client, title, kind, name)
     if as_json:
         print_json({"secret": title, kind: name})
     else:
