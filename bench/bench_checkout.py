@@ -2,7 +2,8 @@
 
     python bench/bench_checkout.py [--seconds 10] [--clients 32] [--pg URL]
 
-32 concurrent clients (asyncio + httpx, one process) each repeat: check out a secret (with a
+32 concurrent clients (wrk: one connection per wrk thread, bench/checkout.lua; or asyncio +
+httpx with --driver httpx) each repeat: check out a secret (with a
 reason; a lease opens, the value comes back, the access is audited), then check it in. In the
 same run, the same load against a trivial FastAPI endpoint that reads one row from the same
 database (bench/trivial_app.py) gives the framework's ceiling. SQLite always; PostgreSQL with 1
@@ -148,6 +149,46 @@ async def load_trivial(url: str, concurrency: int, seconds: float) -> list[float
     return latencies
 
 
+def run_wrk(
+    url: str, script: str, connections: int, seconds: float, env: dict[str, str] | None = None
+) -> dict[str, float]:
+    """Drive ``url`` with wrk (one connection per wrk thread); return req/s, p50, p99 (ms)."""
+    import re
+    import subprocess
+
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t",
+            str(connections),
+            "-c",
+            str(connections),
+            "-d",
+            f"{int(seconds)}s",
+            "--latency",
+            "-s",
+            str(Path(__file__).parent / script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
+    ).stdout
+
+    def ms(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert match, out
+        value, unit = float(match.group(1)), match.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    assert rate, out
+    assert errors is None, f"wrk saw errors: {errors.group(0)}"
+    return {"rps": float(rate.group(1)), "p50": ms("50"), "p99": ms("99")}
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000
@@ -182,6 +223,46 @@ def run_engine(label: str, db_url: str, args: argparse.Namespace, workers: int) 
     return result
 
 
+def run_engine_wrk(
+    label: str,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    workers: int,
+    client_id: str,
+    secret_ids: list[str],
+    tokens: list[str],
+) -> dict[str, Any]:
+    wrk_env = {
+        "BENCH_CLIENT": client_id,
+        "BENCH_TOKENS": ",".join(tokens),
+        "BENCH_SECRETS": ",".join(secret_ids),
+    }
+    server = Server("api.main:app_from_env", env, workers)
+    try:
+        run_wrk(server.url, "checkout.lua", args.clients, 2, wrk_env)  # warm-up
+        co = run_wrk(server.url, "checkout.lua", args.clients, args.seconds, wrk_env)
+    finally:
+        server.stop()
+    trivial_server = Server("bench.trivial_app:app_from_env", env, workers)
+    try:
+        run_wrk(trivial_server.url, "row.lua", args.clients, 2)
+        ceiling = run_wrk(trivial_server.url, "row.lua", args.clients, args.seconds)
+    finally:
+        trivial_server.stop()
+    return {
+        "label": label,
+        "workers": workers,
+        "pairs_per_s": co["rps"] / 2,
+        "requests_per_s": co["rps"],
+        "p50": co["p50"],
+        "p99": co["p99"],
+        "ceiling_per_s": ceiling["rps"],
+        "ceiling_p50": ceiling["p50"],
+        "ratio": co["rps"] / ceiling["rps"],
+        "latency": "per request",
+    }
+
+
 def fresh_pg(admin_url: str) -> tuple[str, Any]:
     import secrets as pysecrets
 
@@ -205,6 +286,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--sqlite-workers", type=int, default=1)
     parser.add_argument(
         "--pg",
         help="PostgreSQL admin URL, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
@@ -212,7 +294,8 @@ def main() -> None:
     args = parser.parse_args()
     results = []
     with workdir("custody-bench-co-") as root:
-        results.append(run_engine("sqlite", f"sqlite:///{root}/custody.db", args, 1))
+        results.append(run_engine("sqlite", f"sqlite:///{root}/custody.db", args,
+                                  args.sqlite_workers))
     if args.pg:
         for workers in (1, 2):
             url, drop = fresh_pg(args.pg)

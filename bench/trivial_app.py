@@ -11,11 +11,13 @@ import os
 from fastapi import FastAPI
 from sqlalchemy import text
 
-from vault.db.engine import make_engine
+from vault.db.engine import READ_ONLY_OPTION, make_engine
 
 
 def app_from_env() -> FastAPI:
-    engine = make_engine(os.environ["CUSTODY_DATABASE_URL"])
+    # Read-only transactions, as Custody's own reads (no write lock on SQLite).
+    engine = make_engine(os.environ["CUSTODY_DATABASE_URL"]).execution_options(
+        **{READ_ONLY_OPTION: True})
     app = FastAPI()
 
     @app.get("/row")

@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, or_, select, update
 
-from vault.db.models import Lease, Reveal, Secret, SecretVersion, User, utcnow
+from vault.db.models import Client, Lease, Reveal, Secret, SecretVersion, User, new_id, utcnow
 from vault.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vault.services import Context, audit
 from vault.services.clients import get_client
@@ -31,7 +31,7 @@ from vault.services.secrets import (
     parse_totp_seed,
     reveal_version,
 )
-from vault.services.validation import optional_text
+from vault.services.validation import name_key, optional_text
 
 DEFAULT_LEASE = timedelta(hours=1)
 MAX_LEASE = timedelta(hours=8)
@@ -73,8 +73,7 @@ def checkout(
     ticket = optional_text(ticket, "ticket", max_length=200)
     if not reason and not ticket:
         raise InvalidInput("a check-out needs a reason or a ticket reference", field="reason")
-    client = get_client(ctx, client_name)
-    secret = get_secret_record(ctx, client, title)
+    client, secret, row = _find_current(ctx, client_name, title)
     limit = timedelta(seconds=secret.max_lease_seconds) if secret.max_lease_seconds else MAX_LEASE
     ttl = DEFAULT_LEASE if ttl is None else ttl
     if ttl <= timedelta(0) or ttl > limit:
@@ -82,16 +81,18 @@ def checkout(
             f"a lease lasts between 1 second and {int(limit.total_seconds())} seconds",
             field="ttl",
         )
-    user = _user(ctx)
+    user_id = ctx.principal.user_id
     if secret.sensitive:
         from vault.services.users import verify_fresh_totp
 
+        user = _user(ctx)
         if user is None or not verify_fresh_totp(ctx, user, totp_code):
             raise Forbidden("this secret is sensitive: give a fresh TOTP code", field="totp")
     lease = Lease(
+        id=new_id(),
         secret_id=secret.id,
         client_id=client.id,
-        user_id=user.id if user else None,
+        user_id=user_id,
         holder=ctx.actor,
         reason=reason,
         ticket=ticket,
@@ -101,7 +102,6 @@ def checkout(
         expires_at=now + ttl,
     )
     ctx.session.add(lease)
-    ctx.session.flush()
     if secret.exclusive:
         claimed = cast(
             CursorResult[Any],
@@ -120,14 +120,9 @@ def checkout(
             who = holder.holder if holder else "another user"
             until = holder.expires_at.isoformat(timespec="seconds") if holder else "soon"
             raise Conflict(f"{secret.title!r} is checked out by {who} until {until}", field="title")
-    row = ctx.session.scalars(
-        select(SecretVersion).where(
-            SecretVersion.secret_id == secret.id, SecretVersion.version == secret.current_version
-        )
-    ).one()
     revealed = reveal_version(ctx.keyring().cipher(client), client, secret, row)
-    if user is not None:
-        _record_reveal(ctx, user, secret, row.version, now)
+    if user_id is not None:
+        _record_reveal(ctx, user_id, secret, row.version, now)
     if secret.rotate_after_use and not secret.needs_rotation:
         secret.needs_rotation = True
     audit.record(
@@ -146,22 +141,55 @@ def checkout(
     return CheckedOut(lease=lease, secret=revealed)
 
 
+def _find_current(
+    ctx: Context, client_ref: str, secret_ref: str
+) -> tuple[Client, Secret, SecretVersion]:
+    """Client, secret and its current version in one query (the check-out hot path)."""
+    found = ctx.session.execute(
+        select(Client, Secret, SecretVersion)
+        .join(Secret, Secret.client_id == Client.id)
+        .join(
+            SecretVersion,
+            (SecretVersion.secret_id == Secret.id)
+            & (SecretVersion.version == Secret.current_version),
+        )
+        .where(
+            or_(Client.id == client_ref, Client.name_key == name_key(client_ref)),
+            or_(Secret.id == secret_ref, Secret.title_key == name_key(secret_ref)),
+        )
+    ).first()
+    if found is None or not ctx.principal.sees(found[0].id):
+        client = get_client(ctx, client_ref)  # NotFound for unknown or out-of-scope clients
+        get_secret_record(ctx, client, secret_ref)  # NotFound for an unknown secret
+        raise NotFound(f"no secret {secret_ref!r}", field="title")  # pragma: no cover
+    client, secret, row = found
+    return client, secret, row
+
+
 def _holding_lease_id(ctx: Context, secret_id: str) -> str | None:
     return ctx.session.scalar(select(Secret.held_by_lease_id).where(Secret.id == secret_id))
 
 
-def _record_reveal(ctx: Context, user: User, secret: Secret, version: int, now: datetime) -> None:
-    found = ctx.session.scalars(
-        select(Reveal).where(
-            Reveal.user_id == user.id, Reveal.secret_id == secret.id, Reveal.version == version
-        )
-    ).first()
-    if found is None:
-        ctx.session.add(
-            Reveal(user_id=user.id, secret_id=secret.id, version=version, first_at=now, last_at=now)
-        )
+def _record_reveal(ctx: Context, user_id: str, secret: Secret, version: int, now: datetime) -> None:
+    """Rotation debt: one row per (user, secret, version), its last sighting updated in place -
+    a single INSERT ... ON CONFLICT on both engines."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    values = {
+        "id": new_id(),
+        "user_id": user_id,
+        "secret_id": secret.id,
+        "version": version,
+        "first_at": now,
+        "last_at": now,
+    }
+    keys = [Reveal.user_id, Reveal.secret_id, Reveal.version]
+    if ctx.session.get_bind().dialect.name == "postgresql":
+        pg = postgresql.insert(Reveal).values(**values)
+        ctx.session.execute(pg.on_conflict_do_update(index_elements=keys, set_={"last_at": now}))
     else:
-        found.last_at = now
+        lite = sqlite.insert(Reveal).values(**values)
+        ctx.session.execute(lite.on_conflict_do_update(index_elements=keys, set_={"last_at": now}))
 
 
 def _open_lease(ctx: Context, lease_id: str) -> tuple[Lease, Secret]:
