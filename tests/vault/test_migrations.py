@@ -44,13 +44,40 @@ def test_upgrade_from_first_revision_keeps_data(database_url: str) -> None:
                     "'2026-01-01 00:00:00+00:00')"
                 )
             )
+            conn.execute(
+                text(
+                    "INSERT INTO secret_versions (id, secret_id, version, value_ct, created_at, "
+                    "created_by) VALUES ('v1', 's1', 1, :ct, '2026-01-01 00:00:00+00:00', 'op')"
+                ),
+                {"ct": b"sealed"},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO vendors (id, client_id, name, name_key, owner_kind, revision, "
+                    "created_at, updated_at, category, support_contacts, twofa_location) VALUES "
+                    "('vd1', 'c1', 'Gandi', 'gandi', 'client', 1, '2026-01-01 00:00:00+00:00', "
+                    "'2026-01-01 00:00:00+00:00', 'registrar', '[]', 'vault')"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO secret_links (id, secret_id, vendor_id) VALUES ('l1', 's1', 'vd1')"
+                )
+            )
         before, after = db.upgrade(engine)
         assert (before, after) == ("0001", db.head_revision())
         with engine.connect() as conn:
             row = conn.execute(
                 text("SELECT title, needs_rotation, held_by_lease_id FROM secrets")
             ).one()
+            versions = conn.execute(text("SELECT count(*) FROM secret_versions")).scalar()
+            links = conn.execute(text("SELECT count(*) FROM secret_links")).scalar()
         assert row[0] == "Router" and not row[1] and row[2] is None
+        # regression: the SQLite table rebuild once cascade-deleted every version and link
+        assert (versions, links) == (1, 1)
         db.check_schema(engine)
+        with engine.connect() as conn:  # enforcement is back on after the migration
+            if conn.dialect.name == "sqlite":
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         engine.dispose()
