@@ -16,6 +16,8 @@ recipients read new secrets).
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import unicodedata
 from collections.abc import Sequence
@@ -47,6 +49,7 @@ from vault.errors import (
 
 CLIENT_KEY_SIZE = 32
 VAULT_SECRETS_INFO = b"custody/v1/vault-secrets"
+CLIENT_KEY_MAC_INFO = b"custody/v1/client-key-mac"
 CLIENT_KEY_HEADER = "custody-client-key/v1"
 MIN_PASSPHRASE_LENGTH = 12
 
@@ -139,6 +142,8 @@ class KeyRing:
     identity: age.X25519Identity = field(repr=False)
     #: seals the vault's own small secrets (users' TOTP seeds); derived from the root key
     vault_cipher: FieldCipher = field(repr=False)
+    #: authenticates the client key files this vault wrote; derived from the root key
+    key_mac_key: bytes = field(repr=False, default=b"")
     _ciphers: dict[str, FieldCipher] = field(default_factory=dict, repr=False)
 
     @property
@@ -167,10 +172,21 @@ class KeyRing:
             vault_id=meta.vault_id,
             identity=identity,
             vault_cipher=FieldCipher(derive_subkey(root_key, VAULT_SECRETS_INFO)),
+            key_mac_key=derive_subkey(root_key, CLIENT_KEY_MAC_INFO),
         )
 
     def client_key(self, client: Client) -> bytes:
+        expected = self.key_file_mac(client.id, client.wrapped_key)
+        if client.key_mac is None or not hmac.compare_digest(client.key_mac, expected):
+            raise DecryptionError(
+                f"the key file of client {client.name!r} was not written by this vault "
+                "(the database was tampered with)"
+            )
         return unwrap_client_key(client.wrapped_key, [self.identity], client.id)
+
+    def key_file_mac(self, client_id: str, wrapped: bytes) -> bytes:
+        message = b"custody/v1/client-key-mac\x00" + client_id.encode("ascii") + b"\x00" + wrapped
+        return hmac.new(self.key_mac_key, message, hashlib.sha256).digest()
 
     def cipher(self, client: Client) -> FieldCipher:
         cipher = self._ciphers.get(client.id)

@@ -207,10 +207,29 @@ def test_client_key_swapped_between_clients_is_refused(vault: Vault) -> None:
     with vault.store.session() as s, s.begin():
         acme = s.scalars(select(Client).where(Client.name == "Acme")).one()
         s.execute(
-            update(Client).where(Client.name == "Globex").values(wrapped_key=acme.wrapped_key)
+            update(Client)
+            .where(Client.name == "Globex")
+            .values(wrapped_key=acme.wrapped_key, key_mac=acme.key_mac)
         )
-    with pytest.raises(DecryptionError, match="another client"), vault.ctx() as ctx:
+    with pytest.raises(DecryptionError, match="not written by this vault"), vault.ctx() as ctx:
         secrets.add_secret(ctx, "Globex", title="T", value="v")
+
+
+def test_forged_client_key_file_is_refused(vault: Vault) -> None:
+    """Someone who can write the database plants a key file of their own, to the (public)
+    vault recipient and naming the right client: the vault must not seal new values with it."""
+    from vault.keys import wrap_client_key
+
+    with vault.ctx() as ctx:
+        client_id = clients.add_client(ctx, "Acme").id
+    attacker_key = bytes(32)
+    forged = wrap_client_key(client_id, attacker_key, [vault.keys.recipient])
+    for mac in (None, b"\x00" * 32):
+        with vault.store.session() as s, s.begin():
+            s.execute(update(Client).values(wrapped_key=forged, key_mac=mac))
+        with pytest.raises(DecryptionError, match="not written by this vault"):
+            with vault.ctx() as ctx:
+                secrets.add_secret(ctx, "Acme", title="T", value="new secret")
 
 
 def test_inventory_records_with_owner_and_sealed_fields(vault: Vault) -> None:

@@ -110,6 +110,9 @@ class Client(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     # The client key as an age v1 file, to the vault recipient and every escrow recipient.
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    # HMAC of (client id, wrapped_key) under a root-key subkey: age files are not signed, so
+    # without it anyone able to write the database could plant a key file of their own.
+    key_mac: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     recipients: Mapped[list[Recipient]] = relationship(
         back_populates="client", cascade="all, delete-orphan", order_by="Recipient.added_at"

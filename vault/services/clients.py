@@ -47,6 +47,7 @@ def _rewrap(ctx: Context, client: Client, key: bytes | None = None) -> None:
     recipients: list[age.Recipient] = [keys.recipient]
     recipients += [age.parse_recipient(r.recipient) for r in client.recipients]
     client.wrapped_key = wrap_client_key(client.id, key, recipients)
+    client.key_mac = keys.key_file_mac(client.id, client.wrapped_key)
 
 
 def add_client(ctx: Context, name: str, *, recipients: list[str] | None = None) -> Client:
