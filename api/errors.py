@@ -22,6 +22,7 @@ STATUS: list[tuple[type[errors.CustodyError], int]] = [
     (errors.Forbidden, 403),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
+    (errors.TooManyAttempts, 429),
     (errors.SchemaError, 503),
     (errors.Sealed, 503),
     (errors.NotInitialized, 503),

@@ -29,6 +29,7 @@ class Health(BaseModel):
 class UnsealRequest(Strict):
     passphrase: SecretStr | None = None
     share: SecretStr | None = Field(default=None, description="One SLIP-39 share at a time.")
+    reset: bool = Field(default=False, description="Forget the shares given so far.")
 
 
 class UnsealStatus(BaseModel):

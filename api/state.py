@@ -17,6 +17,9 @@ class ServerState:
     pending_shares: list[str] = field(default_factory=list, repr=False)
     require_totp: bool = True
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: failed unseal attempts in a row, and until when the next one is refused (monotonic)
+    unseal_failures: int = 0
+    unseal_blocked_until: float = 0.0
 
     @property
     def sealed(self) -> bool:

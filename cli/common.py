@@ -91,6 +91,19 @@ def unseal(store: Store) -> KeyRing:
     return store.unseal(secret)
 
 
+def read_secret_file(path: str, variable: str) -> str:
+    """A passphrase from a file named by an environment variable; one clear error if unreadable."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().rstrip("\r\n")
+    except OSError as exc:
+        from vault.errors import InvalidInput
+
+        raise InvalidInput(
+            f"cannot read {variable} ({path}): {exc.strerror}", field=variable
+        ) from None
+
+
 def read_value_from_stdin() -> str:
     data = sys.stdin.read()
     # One trailing newline is the terminator of `echo`/`printf '%s\n'`, not part of the value.

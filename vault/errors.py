@@ -61,6 +61,12 @@ class Unauthenticated(CustodyError):
     code = "unauthenticated"
 
 
+class TooManyAttempts(CustodyError):
+    """Refused for now: too many failures in a row (try again later)."""
+
+    code = "rate_limited"
+
+
 class Conflict(CustodyError):
     """A uniqueness or state rule would be broken (duplicate name, last recipient...)."""
 

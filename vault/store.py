@@ -95,6 +95,10 @@ def init_vault(
 
     With ``shares=(threshold, count)`` the unseal secret is random and returned split into
     SLIP-39 mnemonic shares; otherwise it is ``passphrase``."""
+    if admin is not None:
+        from vault.services.validation import clean_name
+
+        admin = clean_name(admin, "admin")  # refuse a bad name before anything is created
     if weak_kdf and not settings.allow_weak_kdf:
         raise InvalidInput("weak KDF parameters need CUSTODY_ALLOW_WEAK_KDF=1 (tests only)")
     if shares is None:

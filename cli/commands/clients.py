@@ -243,7 +243,9 @@ def client_keyfile(store: Any, name: str, out_path: Path, as_json: bool) -> None
         audit.record(
             ctx, "client.keyfile", client_id=client.id, subject_kind="client", subject_id=client.id
         )
-    out_path.write_bytes(blob)
+    fd = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(blob)
     if as_json:
         print_json({"file": str(out_path), "recipients": recipients})
         return
@@ -312,7 +314,9 @@ def client_keygen(out_path: Path, no_passphrase: bool, as_json: bool) -> None:
 def _identity_passphrase_from_env() -> str | None:
     path = os.environ.get("CUSTODY_IDENTITY_PASSPHRASE_FILE")
     if path:
-        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        from cli.common import read_secret_file
+
+        return read_secret_file(path, "CUSTODY_IDENTITY_PASSPHRASE_FILE")
     return None
 
 

@@ -127,7 +127,9 @@ def _given(values: dict[str, Any]) -> dict[str, Any]:
 def make_group(kind: str) -> click.Group:
     group = click.Group(kind, help=f"A client's {kind}s: add, list, show, update.")
 
-    @group.command("add", help=f"Add a {kind} to a client.")
+    article = "an" if kind[0] in "aeiou" else "a"
+
+    @group.command("add", help=f"Add {article} {kind} to a client.")
     @click.argument("client")
     @click.argument("name")
     @kind_options(kind)

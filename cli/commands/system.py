@@ -39,6 +39,9 @@ def init(shares: int | None, threshold: int | None, admin_name: str, as_json: bo
     CUSTODY_UNSEAL_PASSPHRASE). With --shares N --threshold K, no passphrase: the unseal
     secret is random and printed once as N shares, any K of which unseal the vault.
     """
+    from cli.common import local_only
+
+    local_only("custody init")
     from vault.errors import InvalidInput
     from vault.store import init_vault
 
@@ -89,7 +92,9 @@ def _new_passphrase(conf: object) -> str:
     from cli.common import prompt_hidden
 
     if os.environ.get("CUSTODY_UNSEAL_FILE"):
-        return Path(os.environ["CUSTODY_UNSEAL_FILE"]).read_text(encoding="utf-8").rstrip("\r\n")
+        from cli.common import read_secret_file
+
+        return read_secret_file(os.environ["CUSTODY_UNSEAL_FILE"], "CUSTODY_UNSEAL_FILE")
     if os.environ.get("CUSTODY_UNSEAL_PASSPHRASE"):
         return os.environ["CUSTODY_UNSEAL_PASSPHRASE"]
     first = prompt_hidden("New unseal passphrase")
@@ -121,6 +126,9 @@ def _display_url(url: str) -> str:
 @with_store
 def unseal_cmd(store: object, check: bool, as_json: bool) -> None:
     """Check that the unseal passphrase or shares open this vault."""
+    from cli.common import local_only
+
+    local_only("custody unseal")
     keys = unseal(store)  # type: ignore[arg-type]
     if as_json:
         print_json({"unsealed": True, "vault_id": keys.vault_id, "recipient": str(keys.recipient)})
@@ -137,6 +145,9 @@ def db_group() -> None:
 @json_option
 def db_upgrade(as_json: bool) -> None:
     """Migrate the database to this Custody's schema (creates it if needed)."""
+    from cli.common import local_only
+
+    local_only("custody db upgrade")
     from vault.db import engine as db
 
     conf = settings()
@@ -157,6 +168,9 @@ def db_upgrade(as_json: bool) -> None:
 @json_option
 def db_status(as_json: bool) -> None:
     """Show the database's schema revision and this Custody's."""
+    from cli.common import local_only
+
+    local_only("custody db status")
     from vault.db import engine as db
 
     conf = settings()
@@ -198,6 +212,9 @@ def recover(
 
     Needs no vault passphrase and no server; opens the database read-only.
     """
+    from cli.common import local_only
+
+    local_only("custody recover")
     from cli.commands.clients import load_identities
     from cli.common import progress_bar
     from vault.config import database_url_for
@@ -289,6 +306,9 @@ def start(init_if_needed: bool) -> None:
     Unix socket ($CUSTODY_HOME/custody.sock, only your user can connect) without asking
     for the passphrase again. Stopping it seals the vault.
     """
+    from cli.common import local_only
+
+    local_only("custody start")
     import signal
 
     from vault.agent import socket_path
@@ -399,6 +419,9 @@ def serve(
     starts sealed with --sealed. With several workers, each worker process receives the
     unseal secret through its environment (never a file or an argument).
     """
+    from cli.common import local_only
+
+    local_only("custody serve")
     import base64
 
     import uvicorn

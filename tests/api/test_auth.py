@@ -146,3 +146,36 @@ def test_bad_login_bodies_are_422_with_field(api: TestClient, body: object) -> N
     response = api.post("/auth/login", json=body)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_input"
+
+
+def test_unseal_failures_are_throttled(vault: Vault) -> None:
+    state = ServerState(store=vault.store)
+    with TestClient(create_app(state, sweep_leases=False)) as api:
+        statuses = [
+            api.post("/sys/unseal", json={"passphrase": f"guess {i}"}).status_code for i in range(5)
+        ]
+        assert statuses[:3] == [401, 401, 401] and 429 in statuses[3:]
+        # even the right passphrase waits out the pause
+        blocked = api.post("/sys/unseal", json={"passphrase": TEST_PASSPHRASE})
+        assert blocked.status_code == 429 and "retry in" in blocked.json()["error"]["message"]
+
+
+def test_unseal_with_shares_one_by_one(settings: object, tmp_path: object) -> None:
+    from vault.config import Settings
+    from vault.store import Store, init_vault
+
+    assert isinstance(settings, Settings)
+    result = init_vault(settings, shares=(2, 3), weak_kdf=True, admin=None)
+    assert result.shares is not None
+    store = Store.open(settings)
+    with TestClient(create_app(ServerState(store=store), sweep_leases=False)) as api:
+        bogus = api.post("/sys/unseal", json={"share": "not a share at all"})
+        assert bogus.status_code == 401
+        first = api.post("/sys/unseal", json={"share": result.shares[2]}).json()
+        assert first == {"sealed": True, "shares_given": 1, "shares_needed": 2}
+        assert api.post("/sys/unseal", json={"reset": True}).json()["shares_given"] == 0
+        api.post("/sys/unseal", json={"share": result.shares[0]})
+        done = api.post("/sys/unseal", json={"share": result.shares[1]}).json()
+        assert done["sealed"] is False
+        assert api.get("/health").json()["sealed"] is False
+    store.engine.dispose()

@@ -72,8 +72,8 @@ def test_socket_is_private(agent: str) -> None:
     assert oct(os.stat(os.path.dirname(agent)).st_mode & 0o777) == "0o700"
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
-def test_other_local_user_cannot_read(agent: str) -> None:
+def _as_nobody(agent: str) -> str:
+    """Try a read from a forked child running as user 'nobody'; return what happened."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: become 'nobody' and try
@@ -91,11 +91,46 @@ def test_other_local_user_cannot_read(agent: str) -> None:
         finally:
             os._exit(0)
     os.close(write)
-    _, _ = os.waitpid(pid, 0)
+    os.waitpid(pid, 0)
     outcome = os.read(read, 4096).decode()
     os.close(read)
-    assert "hunter2" not in outcome
-    assert outcome in ("unavailable", "refused:CustodyError")
+    return outcome
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_other_local_user_cannot_reach_the_socket(agent: str) -> None:
+    outcome = _as_nobody(agent)
+    assert "hunter2" not in outcome and outcome == "unavailable"  # the 0700 directory
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_peer_credentials_checked_even_if_permissions_slip(agent: str, vault: Vault) -> None:
+    # Someone loosened the permissions (a traversable directory, a world-writable socket):
+    # the agent itself still refuses another uid, by its peer credentials.
+    import shutil
+    import tempfile
+
+    home = tempfile.mkdtemp(prefix="custody-agent-")
+    os.chmod(home, 0o755)  # noqa: S103 - the point of the test
+    path = socket_path(home)
+    started, stop = threading.Event(), threading.Event()
+    thread = threading.Thread(
+        target=serve,
+        args=(path, vault.store, vault.keys),
+        kwargs={"ready": started.set, "stop": stop},
+        daemon=True,
+    )
+    thread.start()
+    try:
+        assert started.wait(10)
+        os.chmod(home, 0o755)  # noqa: S103
+        os.chmod(path, 0o666)  # noqa: S103
+        outcome = _as_nobody(path)
+    finally:
+        stop.set()
+        thread.join(10)
+        shutil.rmtree(home, ignore_errors=True)
+    assert "hunter2" not in outcome and outcome == "refused:Forbidden"
 
 
 def test_second_agent_on_same_socket_refused(agent: str, vault: Vault) -> None:

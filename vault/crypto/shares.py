@@ -38,6 +38,17 @@ def split_secret(
     return secret, list(groups[0])
 
 
+def share_identifier(mnemonic: str) -> int:
+    """The split a share belongs to; raises UnsealError (naming no word) if it is not a share."""
+    import shamir_mnemonic
+    from shamir_mnemonic.share import Share
+
+    try:
+        return int(Share.from_mnemonic(" ".join(mnemonic.split()).lower()).identifier)
+    except shamir_mnemonic.MnemonicError:
+        raise UnsealError("that is not a valid share (a mistyped word or a bad checksum)") from None
+
+
 def combine_shares(mnemonics: Iterable[str]) -> bytes:
     import shamir_mnemonic
     from shamir_mnemonic.share import Share

@@ -30,8 +30,11 @@ def make_engine(url: str, *, create_dirs: bool = False, read_only: bool = False)
             elif not Path(path).exists():
                 raise NotInitialized(f"no database at {path}: run `custody init` first")
             if read_only:
-                # URI form opens the file read-only: recovery must never change a backup.
-                url = f"sqlite:///file:{path}?mode=ro&uri=true"
+                # URI form opens the file read-only: recovery must never change a backup. A
+                # copy with no -wal file beside it is opened immutable, so SQLite needs to
+                # create nothing next to it (a backup on read-only media still opens).
+                extra = "" if Path(path + "-wal").exists() else "&immutable=1"
+                url = f"sqlite:///file:{path}?mode=ro{extra}&uri=true"
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, read_only=read_only)
         return engine

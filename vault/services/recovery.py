@@ -39,12 +39,18 @@ class RecoveredClient:
 def open_backup(url: str) -> Engine:
     engine = db.make_engine(url, read_only=True)
     current = db.current_revision(engine)
+    head = db.head_revision()
     if current is None:
         raise SchemaError("that database holds no Custody schema")
     if current not in db._known_revisions():
         raise SchemaError(
             f"that database is at schema {current}, newer than this Custody; "
             "use a newer custody to recover it"
+        )
+    if current != head:
+        raise SchemaError(
+            f"that copy is at schema {current}, this Custody reads {head}: upgrade a copy of "
+            "it first (CUSTODY_DATABASE_URL=sqlite:///COPY custody db upgrade)"
         )
     return engine
 

@@ -475,11 +475,10 @@ def list_tokens(ctx: Context, user: User) -> list[ApiToken]:
 def revoke_token(ctx: Context, token_id: str, *, owner: User | None = None) -> ApiToken:
     """Revoke one token: your own, or anyone's as admin."""
     token = ctx.session.get(ApiToken, token_id)
-    if token is None or (owner is not None and token.user_id != owner.id):
-        if owner is None or ctx.principal.role != "admin":
-            raise NotFound("no such token", field="token")
-        if token is None:
-            raise NotFound("no such token", field="token")
+    is_admin = ctx.principal.role in ("admin", "operator")
+    mine = token is not None and owner is not None and token.user_id == owner.id
+    if token is None or not (mine or is_admin):
+        raise NotFound("no such token", field="token")
     if token.revoked_at is None:
         token.revoked_at = utcnow()
     audit.record(
