@@ -106,6 +106,20 @@ def _new_passphrase(conf: object) -> str:
     return first
 
 
+def _empty_database(url: str) -> bool:
+    from vault.db import engine as db
+    from vault.errors import NotInitialized
+
+    try:
+        engine = db.make_engine(url)
+    except NotInitialized:
+        return True  # no SQLite file yet
+    try:
+        return db.current_revision(engine) is None
+    finally:
+        engine.dispose()
+
+
 def _display_url(url: str) -> str:
     if url.startswith("sqlite:///"):
         return url[len("sqlite:///") :]
@@ -322,8 +336,10 @@ def start(init_if_needed: bool) -> None:
     try:
         store = Store.open(conf)
         store.meta()
-    except (NotInitialized, SchemaError) as exc:
-        if not init_if_needed or (isinstance(exc, SchemaError) and "newer" in exc.message):
+    except (NotInitialized, SchemaError):
+        # Create a vault only where there is no schema at all; a database that merely needs
+        # an upgrade (or is newer) is refused with the usual message.
+        if not init_if_needed or not _empty_database(conf.database_url):
             raise
         click.echo(
             "No vault yet: creating one. Choose an unseal passphrase (12+ characters).", err=True
