@@ -28,11 +28,12 @@ from vault.log.errors import LogError, ProofError
 
 #: size of every hash in the tree (SHA-256)
 HASH_SIZE = 32
-#: DoS limit: no proof in a tree of fewer than 2**64 leaves needs more hashes than this
-#: (RFC 9162 trees are indexed by uint64), so a longer proof is refused before any hashing.
+#: DoS limit: a longer proof is refused before any hashing. An inclusion proof in a tree of n
+#: leaves has at most ceil(log2 n) hashes and a consistency proof ceil(log2 n) + 1, so ...
 MAX_PROOF_HASHES = 64
-#: the largest tree size (and so index + 1) we accept: tree sizes are uint64 (RFC 9162 4.5)
-MAX_TREE_SIZE = 2**64 - 1
+#: ... tree sizes are capped at 2**63 (RFC 9162 allows uint64; 2**63 leaves is beyond any log,
+#: and Go's tlog uses int64 too). Larger sizes raise ProofError instead of needing 65 hashes.
+MAX_TREE_SIZE = 2**63
 
 _LEAF_PREFIX = b"\x00"
 _NODE_PREFIX = b"\x01"
@@ -345,8 +346,9 @@ def inclusion_proof(
     Cost with ``get_leaf_hash`` only: the sibling subtrees cover every leaf but one, so about
     ``size`` leaf reads and ``size`` SHA-256 - fine for small trees and tests. Give
     ``get_node_hash`` (hashes of stored perfect subtrees, e.g. recorded through
-    :meth:`CompactRange.extend`'s ``on_node``) and it is O(log^2 size) lookups at worst and
-    O(log size) hashes. Raises :class:`ProofError` if ``index >= size``.
+    :meth:`CompactRange.extend`'s ``on_node``) and it is O(log size) lookups and hashes: every
+    sibling is a perfect subtree except at most one on the tree's right edge, which is at most
+    64 perfect subtrees. Raises :class:`ProofError` if ``index >= size``.
     """
     _check_size(size, "tree size")
     _check_size(index, "leaf index")
@@ -368,7 +370,7 @@ def consistency_proof(
 
     RFC 9162 defines it for 0 < old_size < new_size; for old_size == 0 or old_size == new_size
     the proof is empty (see :func:`verify_consistency`). Cost as for :func:`inclusion_proof`:
-    about ``new_size`` leaf reads from leaves alone, O(log^2 n) lookups with ``get_node_hash``.
+    about ``new_size`` leaf reads from leaves alone, O(log n) lookups with ``get_node_hash``.
     Raises :class:`ProofError` if ``old_size > new_size``.
     """
     _check_size(old_size, "old tree size")
