@@ -5,27 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from vault.db.models import ApiToken, Lease, Recipient, Secret, User
-from vault.services import Context
+from vault.services import Context, secrets
+from vault.services import inventory as inventory_service
 from vault.services.clients import summarize
 
 
 def secret(s: Secret) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "client_id": s.client_id,
-        "title": s.title,
-        "kind": s.kind,
-        "url": s.url,
-        "tags": s.tags,
-        "version": s.current_version,
-        "exclusive": s.exclusive,
-        "sensitive": s.sensitive,
-        "rotate_after_use": s.rotate_after_use,
-        "needs_rotation": s.needs_rotation,
-        "held_until": s.held_until,
-        "created_at": s.created_at,
-        "updated_at": s.updated_at,
-    }
+    return secrets.describe(s)
 
 
 def lease(item: Lease) -> dict[str, Any]:
@@ -101,38 +87,4 @@ def token(t: ApiToken) -> dict[str, Any]:
 def inventory(
     ctx: Context, kind: str, row: Any, private: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    from vault.services.inventory import vendor_name
-
-    data: dict[str, Any] = {
-        "id": row.id,
-        "name": row.name,
-        "owner": row.owner_kind,
-        "owner_name": row.owner_name,
-        "updated_at": row.updated_at,
-    }
-    if kind == "vendor":
-        data.update(
-            category=row.category,
-            website=row.website,
-            renewal_date=row.renewal_date,
-            twofa_location=row.twofa_location,
-            support_contacts=row.support_contacts,
-        )
-    elif kind == "domain":
-        data.update(
-            registrar=vendor_name(ctx, row.registrar_id),
-            registrant=row.registrant,
-            expires_on=row.expires_on,
-            dns_host=vendor_name(ctx, row.dns_host_id),
-        )
-    else:
-        data.update(
-            kind=row.kind,
-            location=row.location,
-            serial=row.serial,
-            address=row.address,
-            managing_vendor=vendor_name(ctx, row.managing_vendor_id),
-        )
-    if private:
-        data.update(private)
-    return data
+    return inventory_service.describe(kind, row, inventory_service.vendor_namer(ctx), private)

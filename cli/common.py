@@ -16,6 +16,7 @@ import click
 
 if TYPE_CHECKING:
     from vault.keys import KeyRing
+    from vault.services import Context
     from vault.store import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -89,6 +90,18 @@ def unseal(store: Store) -> KeyRing:
     meta = store.meta()
     secret = unseal_secret_from(meta, store.settings, env=dict(os.environ), prompt=prompt_hidden)
     return store.unseal(secret)
+
+
+@contextmanager
+def local_context(*, unsealed: bool = False) -> Iterator[Context]:
+    """One transaction on the local store as the operator (unsealing first if asked)."""
+    store = open_store()
+    try:
+        keys = unseal(store) if unsealed else None
+        with store.context(operator_actor(), keys) as ctx:
+            yield ctx
+    finally:
+        store.engine.dispose()
 
 
 def read_secret_file(path: str, variable: str) -> str:

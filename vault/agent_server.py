@@ -38,15 +38,7 @@ def _secret_read(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
         version=version,
         reason=args.get("reason"),
     )
-    return {
-        "title": s.secret.title,
-        "kind": s.secret.kind,
-        "version": s.version,
-        "username": s.username,
-        "url": s.secret.url,
-        "value": s.value,
-        "notes": s.notes,
-    }
+    return s.as_dict()
 
 
 def _ping(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:

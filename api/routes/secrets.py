@@ -123,17 +123,7 @@ def checkout_secret(
             ttl=timedelta(seconds=body.ttl_seconds) if body.ttl_seconds else None,
             totp_code=body.totp,
         )
-        s = out.secret
-        return {
-            "lease": lease_view(out.lease),
-            "title": s.secret.title,
-            "kind": s.secret.kind,
-            "version": s.version,
-            "username": s.username,
-            "url": s.secret.url,
-            "value": s.value,
-            "notes": s.notes,
-        }
+        return {"lease": lease_view(out.lease), **out.secret.as_dict()}
 
 
 @router.post("/{secret}/totp", response_model=TotpCode)

@@ -9,8 +9,7 @@ import click
 
 from cli.common import (
     json_option,
-    open_store,
-    operator_actor,
+    local_context,
     print_json,
     print_table,
     prompt_hidden,
@@ -59,16 +58,10 @@ def user_add(
     else:
         from vault.services import users
 
-        store = open_store()
-        try:
-            with store.context(operator_actor()) as ctx:
-                row = _user_row(
-                    users.create_user(
-                        ctx, username, role=role, password=password, client_name=client
-                    )
-                )
-        finally:
-            store.engine.dispose()
+        with local_context() as ctx:
+            row = _user_row(
+                users.create_user(ctx, username, role=role, password=password, client_name=client)
+            )
     print_json(row) if as_json else click.echo(f"added {role} {row['username']}")
 
 
@@ -90,12 +83,8 @@ def user_list(as_json: bool) -> None:
     else:
         from vault.services import users
 
-        store = open_store()
-        try:
-            with store.context(operator_actor()) as ctx:
-                rows = [_user_row(u) for u in users.list_users(ctx)]
-        finally:
-            store.engine.dispose()
+        with local_context() as ctx:
+            rows = [_user_row(u) for u in users.list_users(ctx)]
     if as_json:
         print_json(rows)
     else:
@@ -120,12 +109,8 @@ def _set_disabled(username: str, disabled: bool) -> None:
         return
     from vault.services import users
 
-    store = open_store()
-    try:
-        with store.context(operator_actor()) as ctx:
-            users.set_disabled(ctx, username, disabled)
-    finally:
-        store.engine.dispose()
+    with local_context() as ctx:
+        users.set_disabled(ctx, username, disabled)
 
 
 @user_group.command("disable")
@@ -170,12 +155,8 @@ def grant_add(username: str, client: str, until: datetime | None) -> None:
     else:
         from vault.services import users
 
-        store = open_store()
-        try:
-            with store.context(operator_actor()) as ctx:
-                users.grant(ctx, username, client, expires_at=expires)
-        finally:
-            store.engine.dispose()
+        with local_context() as ctx:
+            users.grant(ctx, username, client, expires_at=expires)
     click.echo(f"granted {client} to {username}" + (f" until {until:%Y-%m-%d}" if until else ""))
 
 
@@ -190,12 +171,8 @@ def grant_remove(username: str, client: str) -> None:
     else:
         from vault.services import users
 
-        store = open_store()
-        try:
-            with store.context(operator_actor()) as ctx:
-                users.revoke_grant(ctx, username, client)
-        finally:
-            store.engine.dispose()
+        with local_context() as ctx:
+            users.revoke_grant(ctx, username, client)
     click.echo(f"removed {username}'s grant on {client}")
 
 
@@ -209,15 +186,11 @@ def grant_list(username: str | None, as_json: bool) -> None:
     else:
         from vault.services import users
 
-        store = open_store()
-        try:
-            with store.context(operator_actor()) as ctx:
-                rows = [
-                    {"username": u.username, "client": c.name, "expires_at": g.expires_at}
-                    for g, u, c in users.list_grants(ctx, username)
-                ]
-        finally:
-            store.engine.dispose()
+        with local_context() as ctx:
+            rows = [
+                {"username": u.username, "client": c.name, "expires_at": g.expires_at}
+                for g, u, c in users.list_grants(ctx, username)
+            ]
     if as_json:
         print_json(rows)
     else:
@@ -248,20 +221,16 @@ def report_offboarding(username: str, as_json: bool) -> None:
     else:
         from vault.services import checkout
 
-        store = open_store()
-        try:
-            with store.context(operator_actor()) as ctx:
-                items = [
-                    {
-                        "client_id": s.client_id,
-                        "title": s.title,
-                        "version": r.version,
-                        "last_seen": r.last_at,
-                    }
-                    for s, r in checkout.offboarding(ctx, username)
-                ]
-        finally:
-            store.engine.dispose()
+        with local_context() as ctx:
+            items = [
+                {
+                    "client_id": s.client_id,
+                    "title": s.title,
+                    "version": r.version,
+                    "last_seen": r.last_at,
+                }
+                for s, r in checkout.offboarding(ctx, username)
+            ]
     if as_json:
         print_json(items)
     elif not items:

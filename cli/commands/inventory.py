@@ -8,7 +8,6 @@ from typing import Any
 import click
 
 from cli.common import (
-    iso,
     json_option,
     operator_actor,
     print_fields,
@@ -85,39 +84,9 @@ def kind_options(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
 
 
 def _plain(kind: str, row: Any, ctx: Any) -> dict[str, Any]:
-    from vault.services.inventory import vendor_name
+    from vault.services.inventory import describe, vendor_namer
 
-    data: dict[str, Any] = {
-        "id": row.id,
-        "name": row.name,
-        "owner": row.owner_kind,
-        "owner_name": row.owner_name,
-        "updated_at": row.updated_at,
-    }
-    if kind == "vendor":
-        data.update(
-            category=row.category,
-            website=row.website,
-            renewal_date=iso(row.renewal_date),
-            twofa_location=row.twofa_location,
-            support_contacts=row.support_contacts,
-        )
-    elif kind == "domain":
-        data.update(
-            registrar=vendor_name(ctx, row.registrar_id),
-            registrant=row.registrant,
-            expires_on=iso(row.expires_on),
-            dns_host=vendor_name(ctx, row.dns_host_id),
-        )
-    else:
-        data.update(
-            kind=row.kind,
-            location=row.location,
-            serial=row.serial,
-            address=row.address,
-            managing_vendor=vendor_name(ctx, row.managing_vendor_id),
-        )
-    return data
+    return describe(kind, row, vendor_namer(ctx))
 
 
 def _given(values: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import click
 from cli.common import (
     iso,
     json_option,
-    open_store,
+    local_context,
     operator_actor,
     print_fields,
     print_json,
@@ -195,15 +195,7 @@ def _read_direct(
     keys = unseal(store)
     with store.context(operator_actor(), keys) as ctx:
         s = secrets.read_secret(ctx, client, title, version=version, reason=reason)
-    return {
-        "title": s.secret.title,
-        "kind": s.secret.kind,
-        "version": s.version,
-        "username": s.username,
-        "url": s.secret.url,
-        "value": s.value,
-        "notes": s.notes,
-    }
+    return s.as_dict()
 
 
 @secret_group.command("list")
@@ -254,19 +246,9 @@ def secret_list(
 
 
 def _meta(s: Any) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "title": s.title,
-        "kind": s.kind,
-        "url": s.url,
-        "tags": s.tags,
-        "version": s.current_version,
-        "exclusive": s.exclusive,
-        "sensitive": s.sensitive,
-        "rotate_after_use": s.rotate_after_use,
-        "created_at": s.created_at,
-        "updated_at": s.updated_at,
-    }
+    from vault.services.secrets import describe
+
+    return describe(s)
 
 
 @secret_group.command("history")
@@ -503,30 +485,25 @@ def secret_checkout(
 
         from vault.services import checkout
 
-        store = open_store()
-        try:
-            keys = unseal(store)
-            with store.context(operator_actor(), keys) as ctx:
-                out = checkout.checkout(
-                    ctx,
-                    client,
-                    title,
-                    reason=reason,
-                    ticket=ticket,
-                    ttl=timedelta(seconds=ttl) if ttl else None,
-                    totp_code=totp_code,
-                )
-                s = out.secret
-                data = {
-                    "lease": {"id": out.lease.id, "expires_at": out.lease.expires_at},
-                    "title": s.secret.title,
-                    "version": s.version,
-                    "value": s.value,
-                    "username": s.username,
-                    "notes": s.notes,
-                }
-        finally:
-            store.engine.dispose()
+        with local_context(unsealed=True) as ctx:
+            out = checkout.checkout(
+                ctx,
+                client,
+                title,
+                reason=reason,
+                ticket=ticket,
+                ttl=timedelta(seconds=ttl) if ttl else None,
+                totp_code=totp_code,
+            )
+            s = out.secret
+            data = {
+                "lease": {"id": out.lease.id, "expires_at": out.lease.expires_at},
+                "title": s.secret.title,
+                "version": s.version,
+                "value": s.value,
+                "username": s.username,
+                "notes": s.notes,
+            }
         click.echo(f"lease {data['lease']['id']} until {data['lease']['expires_at']}", err=True)
     if as_json:
         print_json(data)
@@ -555,20 +532,15 @@ def secret_checkin(
     else:
         from vault.services import checkout
 
-        store = open_store()
-        try:
-            keys = unseal(store)
-            with store.context(operator_actor(), keys) as ctx:
-                lease, version, generated = checkout.checkin(
-                    ctx, lease_id, new_value=value, generate=generate
-                )
-                data = {
-                    "lease": {"id": lease.id},
-                    "new_version": version,
-                    "generated_value": generated,
-                }
-        finally:
-            store.engine.dispose()
+        with local_context(unsealed=True) as ctx:
+            lease, version, generated = checkout.checkin(
+                ctx, lease_id, new_value=value, generate=generate
+            )
+            data = {
+                "lease": {"id": lease.id},
+                "new_version": version,
+                "generated_value": generated,
+            }
     if as_json:
         print_json(data)
         return
@@ -595,13 +567,8 @@ def secret_totp(client: str, title: str) -> None:
     else:
         from vault.services import checkout
 
-        store = open_store()
-        try:
-            keys = unseal(store)
-            with store.context(operator_actor(), keys) as ctx:
-                code, remaining = checkout.totp_code(ctx, client, title)
-        finally:
-            store.engine.dispose()
+        with local_context(unsealed=True) as ctx:
+            code, remaining = checkout.totp_code(ctx, client, title)
     click.echo(code)
     click.echo(f"valid for {remaining} more seconds", err=True)
 
@@ -621,21 +588,17 @@ def lease_list(overdue: bool, as_json: bool) -> None:
     else:
         from vault.services import checkout
 
-        store = open_store()
-        try:
-            with store.context(operator_actor()) as ctx:
-                rows = [
-                    {
-                        "id": x.id,
-                        "holder": x.holder,
-                        "secret_id": x.secret_id,
-                        "reason": x.reason,
-                        "expires_at": x.expires_at,
-                    }
-                    for x in checkout.list_leases(ctx, overdue=overdue)
-                ]
-        finally:
-            store.engine.dispose()
+        with local_context() as ctx:
+            rows = [
+                {
+                    "id": x.id,
+                    "holder": x.holder,
+                    "secret_id": x.secret_id,
+                    "reason": x.reason,
+                    "expires_at": x.expires_at,
+                }
+                for x in checkout.list_leases(ctx, overdue=overdue)
+            ]
     if as_json:
         print_json(rows)
     else:
@@ -655,12 +618,8 @@ def lease_release(lease_id: str) -> None:
     else:
         from vault.services import checkout
 
-        store = open_store()
-        try:
-            with store.context(operator_actor()) as ctx:
-                checkout.force_release(ctx, lease_id)
-        finally:
-            store.engine.dispose()
+        with local_context() as ctx:
+            checkout.force_release(ctx, lease_id)
     click.echo(f"released {lease_id}")
 
 

@@ -284,14 +284,8 @@ def _recovered_json(result: object, history: bool) -> dict[str, object]:
 
         assert isinstance(s, RevealedSecret)
         return {
-            "title": s.secret.title,
-            "kind": s.secret.kind,
-            "url": s.secret.url,
+            **s.as_dict(),
             "tags": s.secret.tags,
-            "version": s.version,
-            "username": s.username,
-            "value": s.value,
-            "notes": s.notes,
             "created_at": s.created_at,
             "opens": result.links.get(s.secret.title, []),
         }

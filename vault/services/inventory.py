@@ -8,6 +8,7 @@ numbers, recovery email/phone, notes) versioned by ``revision`` for its associat
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -347,6 +348,53 @@ def show_record(ctx: Context, kind_name: str, client_name: str, name: str) -> In
         name=row.name,
     )
     return InventoryRecord(kind.name, row, private)
+
+
+def describe(
+    kind: str,
+    row: Any,
+    vendor_name: Callable[[str | None], str | None],
+    private: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A record as plain data (what the API, the CLI and recovery show): its plain fields,
+    vendor references by name, and its sealed fields when they were opened."""
+    data: dict[str, Any] = {
+        "id": row.id,
+        "name": row.name,
+        "owner": row.owner_kind,
+        "owner_name": row.owner_name,
+        "updated_at": row.updated_at,
+    }
+    if kind == "vendor":
+        data.update(
+            category=row.category,
+            website=row.website,
+            renewal_date=row.renewal_date,
+            twofa_location=row.twofa_location,
+            support_contacts=row.support_contacts,
+        )
+    elif kind == "domain":
+        data.update(
+            registrar=vendor_name(row.registrar_id),
+            registrant=row.registrant,
+            expires_on=row.expires_on,
+            dns_host=vendor_name(row.dns_host_id),
+        )
+    else:
+        data.update(
+            kind=row.kind,
+            location=row.location,
+            serial=row.serial,
+            address=row.address,
+            managing_vendor=vendor_name(row.managing_vendor_id),
+        )
+    if private:
+        data.update(private)
+    return data
+
+
+def vendor_namer(ctx: Context) -> Callable[[str | None], str | None]:
+    return lambda vendor_id: vendor_name(ctx, vendor_id)
 
 
 def vendor_name(ctx: Context, vendor_id: str | None) -> str | None:

@@ -22,6 +22,7 @@ from vault.db import engine as db
 from vault.db.models import Asset, Client, Domain, Secret, SecretLink, SecretVersion, Vendor
 from vault.errors import NotFound, SchemaError
 from vault.keys import unwrap_client_key
+from vault.services.inventory import describe
 from vault.services.secrets import RevealedSecret, reveal_version
 from vault.services.validation import name_key
 
@@ -116,34 +117,11 @@ def _secrets(session: Session, client: Client) -> Iterator[tuple[Secret, list[Se
 def _inventory_dict(
     kind: str, row: Any, cipher: FieldCipher, client: Client, vendors: dict[str, str]
 ) -> dict[str, Any]:
-    data: dict[str, Any] = {"name": row.name, "owner": row.owner_kind, "owner_name": row.owner_name}
-    if kind == "vendor":
-        data.update(
-            category=row.category,
-            website=row.website,
-            renewal_date=_iso(row.renewal_date),
-            twofa_location=row.twofa_location,
-            support_contacts=row.support_contacts,
-        )
-    elif kind == "domain":
-        data.update(
-            registrar=vendors.get(row.registrar_id),
-            registrant=row.registrant,
-            expires_on=_iso(row.expires_on),
-            dns_host=vendors.get(row.dns_host_id),
-        )
-    else:
-        data.update(
-            kind=row.kind,
-            location=row.location,
-            serial=row.serial,
-            address=row.address,
-            managing_vendor=vendors.get(row.managing_vendor_id),
-        )
+    private = None
     if row.private_ct is not None:
         where = FieldLocation(client.id, kind, row.id, "private", row.revision)
-        data.update(json.loads(cipher.open(row.private_ct, where)))
-    return data
+        private = json.loads(cipher.open(row.private_ct, where))
+    return describe(kind, row, lambda vendor_id: vendors.get(vendor_id or ""), private)
 
 
 def _links(
@@ -171,6 +149,3 @@ def _links(
         out.setdefault(title, []).append(target)
     return out
 
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None

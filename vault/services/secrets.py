@@ -54,6 +54,38 @@ class RevealedSecret:
             f"RevealedSecret(title={self.secret.title!r}, version={self.version}, <value hidden>)"
         )
 
+    def as_dict(self) -> dict[str, Any]:
+        """The revealed version as plain data - including the value: only for its reader."""
+        return {
+            "title": self.secret.title,
+            "kind": self.secret.kind,
+            "version": self.version,
+            "username": self.username,
+            "url": self.secret.url,
+            "value": self.value,
+            "notes": self.notes,
+        }
+
+
+def describe(s: Secret) -> dict[str, Any]:
+    """A secret's metadata as plain data: never its value, username or notes."""
+    return {
+        "id": s.id,
+        "client_id": s.client_id,
+        "title": s.title,
+        "kind": s.kind,
+        "url": s.url,
+        "tags": s.tags,
+        "version": s.current_version,
+        "exclusive": s.exclusive,
+        "sensitive": s.sensitive,
+        "rotate_after_use": s.rotate_after_use,
+        "needs_rotation": bool(s.needs_rotation),
+        "held_until": s.held_until,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    }
+
 
 def _where(client: Client, secret: Secret, field_name: str, version: int) -> FieldLocation:
     return FieldLocation(client.id, "secret", secret.id, field_name, version)
