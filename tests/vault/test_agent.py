@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,9 @@ from vault.errors import Conflict, NotFound
 from vault.services import clients, secrets
 
 
-@pytest.fixture
-def agent(vault: Vault, tmp_path: Path) -> Iterator[str]:
-    with vault.ctx() as ctx:
-        clients.add_client(ctx, "Acme")
-        secrets.add_secret(ctx, "Acme", title="Router", value="hunter2", username="admin")
-    path = socket_path(tmp_path / "home")
+@contextmanager
+def serving(path: str, vault: Vault) -> Iterator[str]:
+    """An agent for ``vault`` on ``path``, in a thread, for the length of the block."""
     started, stop = threading.Event(), threading.Event()
     thread = threading.Thread(
         target=serve,
@@ -40,6 +38,15 @@ def agent(vault: Vault, tmp_path: Path) -> Iterator[str]:
     finally:
         stop.set()
         thread.join(10)
+
+
+@pytest.fixture
+def agent(vault: Vault, tmp_path: Path) -> Iterator[str]:
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Acme")
+        secrets.add_secret(ctx, "Acme", title="Router", value="hunter2", username="admin")
+    with serving(socket_path(tmp_path / "home"), vault) as path:
+        yield path
     assert not os.path.exists(path), "the socket is removed when the agent stops"
 
 
@@ -112,23 +119,12 @@ def test_peer_credentials_checked_even_if_permissions_slip(agent: str, vault: Va
 
     home = tempfile.mkdtemp(prefix="custody-agent-")
     os.chmod(home, 0o755)  # noqa: S103 - the point of the test
-    path = socket_path(home)
-    started, stop = threading.Event(), threading.Event()
-    thread = threading.Thread(
-        target=serve,
-        args=(path, vault.store, vault.keys),
-        kwargs={"ready": started.set, "stop": stop},
-        daemon=True,
-    )
-    thread.start()
     try:
-        assert started.wait(10)
-        os.chmod(home, 0o755)  # noqa: S103
-        os.chmod(path, 0o666)  # noqa: S103
-        outcome = _as_nobody(path)
+        with serving(socket_path(home), vault) as path:
+            os.chmod(home, 0o755)  # noqa: S103 - the agent made it 0700 again
+            os.chmod(path, 0o666)  # noqa: S103
+            outcome = _as_nobody(path)
     finally:
-        stop.set()
-        thread.join(10)
         shutil.rmtree(home, ignore_errors=True)
     assert "hunter2" not in outcome and outcome == "refused:Forbidden"
 
@@ -144,19 +140,8 @@ def test_stale_socket_is_replaced(vault: Vault, tmp_path: Path) -> None:
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(path)
     stale.close()  # the file stays, nobody listens: an agent that died
-    stop = threading.Event()
-    started = threading.Event()
-    thread = threading.Thread(
-        target=serve,
-        args=(path, vault.store, vault.keys),
-        kwargs={"ready": started.set, "stop": stop},
-        daemon=True,
-    )
-    thread.start()
-    assert started.wait(10)
-    assert call(path, "ping")
-    stop.set()
-    thread.join(10)
+    with serving(path, vault):
+        assert call(path, "ping")
 
 
 def test_cli_fast_path_uses_agent(
