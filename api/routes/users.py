@@ -37,6 +37,8 @@ def create_user(body: UserCreate, caller: CallerDep) -> dict[str, object]:
 def update_user(username: str, body: UserUpdate, caller: CallerDep) -> dict[str, object]:
     """Disable or enable a user (disabling ends every session at once); set a password."""
     with caller.transaction() as ctx:
+        if caller.principal.name != f"user:{username}":
+            ctx.require("admin")  # before any lookup: no probing for usernames
         user = users.get_user(ctx, username)
         if body.password is not None:
             user = users.set_password(ctx, username, body.password.get_secret_value())

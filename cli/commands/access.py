@@ -128,6 +128,25 @@ def user_enable(username: str) -> None:
     click.echo(f"enabled {username}")
 
 
+@user_group.command("password")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from stdin.")
+def user_password(username: str, password_stdin: bool) -> None:
+    """Set a password: your own, or anyone's as admin. Their sessions end."""
+    from cli.common import read_value_from_stdin
+
+    password = read_value_from_stdin() if password_stdin else _new_password()
+    server = remote()
+    if server is not None:
+        server.call("PATCH", f"/users/{username}", json_body={"password": password})
+    else:
+        from vault.services import users
+
+        with local_context() as ctx:
+            users.set_password(ctx, username, password)
+    click.echo(f"password of {username} changed; their sessions are ended")
+
+
 @click.group("grant")
 def grant_group() -> None:
     """Which clients a consultant works on (and which an auditor sees)."""

@@ -196,6 +196,7 @@ def client_show(store: Any, name: str, as_json: bool) -> None:
 @click.option("--role", help="e.g. owner, office manager")
 @json_option
 @with_store
+@remote_capable
 def client_contact(
     store: Any,
     client: str,
@@ -208,6 +209,16 @@ def client_contact(
     """Add a contact person to a client."""
     from vault.services import clients
 
+    if store is None:
+        server = remote()
+        made = server.call(
+            "POST",
+            f"/clients/{_remote_client_id(server, client)}/contacts",
+            json_body={"name": name, "email": email, "phone": phone, "role": role},
+        )
+        data = {"id": made["id"], "name": made["name"]}
+        print_json(data) if as_json else click.echo(f"added contact {data['name']}")
+        return
     with store.context(operator_actor()) as ctx:
         contact = clients.add_contact(ctx, client, name, email=email, phone=phone, role=role)
         data = {"id": contact.id, "name": contact.name}
@@ -459,8 +470,17 @@ def recipient_remove(store: Any, client: str, recipient: str, as_json: bool) -> 
     keys = unseal(store)
     with store.context(operator_actor(), keys) as ctx:
         row = clients.remove_recipient(ctx, client, recipient)
-        data = {"removed": row.recipient}
-    print_json(data) if as_json else click.echo(f"removed recipient {data['removed']}")
+        data = {"removed": row.recipient, "left": len(clients.get_client(ctx, client).recipients)}
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"removed recipient {data['removed']}")
+    if not data["left"]:
+        click.echo(
+            "warning: the client has no escrow recipient left - it cannot open its data "
+            "without you until it registers a new one",
+            err=True,
+        )
 
 
 def _remote_client_id(server: Any, name: str) -> str:

@@ -80,18 +80,48 @@ def test_cli_against_server(cli_env: dict[str, str], tmp_path: Path) -> None:
         local_only = _run(remote, "client", "keyfile", "Acme", "--out", str(tmp_path / "k"))
         assert local_only.returncode == 2 and "local store only" in local_only.stderr
         # records work remotely too
-        _ok(remote, "vendor", "add", "Acme", "Gandi", "--category", "registrar",
-            "--account-number", "ACC-9")
+        _ok(
+            remote,
+            "vendor",
+            "add",
+            "Acme",
+            "Gandi",
+            "--category",
+            "registrar",
+            "--account-number",
+            "ACC-9",
+        )
         shown = json.loads(_ok(remote, "vendor", "show", "Acme", "Gandi", "--json"))
         assert shown["account_number"] == "ACC-9" and shown["category"] == "registrar"
-        assert [v["name"] for v in json.loads(_ok(remote, "vendor", "list", "Acme", "--json"))
-                ] == ["Gandi"]
+        assert [v["name"] for v in json.loads(_ok(remote, "vendor", "list", "Acme", "--json"))] == [
+            "Gandi"
+        ]
         from vault.crypto import age
 
-        recipients = _run(remote, "recipient", "add", "Acme",
-                          str(age.X25519Identity.generate().recipient))
+        recipients = _run(
+            remote, "recipient", "add", "Acme", str(age.X25519Identity.generate().recipient)
+        )
         # a consultant may not change a client's escrow recipients
         assert recipients.returncode == 2 and "may not" in recipients.stderr
+        _ok(remote, "client", "contact", "Acme", "Dana Owner", "--role", "owner")
+        assert [
+            c["name"]
+            for c in json.loads(_ok(remote, "client", "show", "Acme", "--json"))["contacts"]
+        ] == ["Dana Owner"]
+        new_pw = "carol's brand new password"
+        _ok(remote, "user", "password", "carol", "--password-stdin", input=new_pw)
+        # changing the password ended the session
+        assert _run(remote, "secret", "list", "Acme").returncode == 2
+        _ok(
+            remote,
+            "login",
+            "-u",
+            "carol",
+            "--password-stdin",
+            "--totp",
+            totp.at(utcnow().timestamp() + 30),
+            input=new_pw,
+        )
         _ok(remote, "logout")
         after = _run(remote, "secret", "list", "Acme")
         assert after.returncode == 2 and "custody login" in after.stderr
