@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from vault.db.models import ApiToken, Lease, Recipient, Secret, User
-from vault.services import Context, secrets
+from vault.services import Context, clients, secrets
 from vault.services import inventory as inventory_service
-from vault.services.clients import summarize
 
 
 def secret(s: Secret) -> dict[str, Any]:
@@ -35,27 +34,11 @@ def lease(item: Lease) -> dict[str, Any]:
 
 
 def recipient(r: Recipient) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "recipient": r.recipient,
-        "kind": r.kind,
-        "label": r.label,
-        "added_at": r.added_at,
-    }
+    return clients.describe_recipient(r)
 
 
 def client(ctx: Context, c: Any) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "name": c.name,
-        "created_at": c.created_at,
-        "counts": summarize(ctx, c).counts,
-        "recipients": [recipient(r) for r in c.recipients],
-        "contacts": [
-            {"id": p.id, "name": p.name, "email": p.email, "phone": p.phone, "role": p.role}
-            for p in c.contacts
-        ],
-    }
+    return clients.describe(ctx, c)
 
 
 def user(u: User) -> dict[str, Any]:

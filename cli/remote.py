@@ -123,3 +123,7 @@ class Remote:
                 str(error.get("message")), field=error.get("field")
             )
         return body
+
+    def client_id(self, name: str) -> str:
+        """The id of the client called ``name`` (the API addresses clients by id)."""
+        return str(self.call("GET", "/clients", params={"name": name})[0]["id"])

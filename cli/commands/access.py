@@ -165,7 +165,7 @@ def grant_add(username: str, client: str, until: datetime | None) -> None:
     expires = datetime.combine(until.date(), time.max, tzinfo=UTC) if until else None
     server = remote()
     if server is not None:
-        client_id = _client_id(server, client)
+        client_id = server.client_id(client)
         server.call(
             "PUT",
             f"/grants/{username}/{client_id}",
@@ -186,7 +186,7 @@ def grant_remove(username: str, client: str) -> None:
     """Remove a grant: it takes effect on the user's very next request."""
     server = remote()
     if server is not None:
-        server.call("DELETE", f"/grants/{username}/{_client_id(server, client)}")
+        server.call("DELETE", f"/grants/{username}/{server.client_id(client)}")
     else:
         from vault.services import users
 
@@ -217,11 +217,6 @@ def grant_list(username: str | None, as_json: bool) -> None:
             ["user", "client", "until"],
             [(r["username"], r["client"], r["expires_at"] or "") for r in rows],
         )
-
-
-def _client_id(server: Any, name: str) -> str:
-    found = server.call("GET", "/clients", params={"name": name})
-    return str(found[0]["id"])
 
 
 @click.group("report")

@@ -144,27 +144,7 @@ def client_show(store: Any, name: str, as_json: bool) -> None:
         data = remote().call("GET", "/clients", params={"name": name})[0]
     else:
         with store.context(operator_actor()) as ctx:
-            summary = clients.summarize(ctx, clients.get_client(ctx, name))
-            c = summary.client
-            data = {
-                "name": c.name,
-                "id": c.id,
-                "created_at": c.created_at,
-                "counts": summary.counts,
-                "recipients": [
-                    {
-                        "recipient": r.recipient,
-                        "kind": r.kind,
-                        "label": r.label,
-                        "added_at": r.added_at,
-                    }
-                    for r in c.recipients
-                ],
-                "contacts": [
-                    {"name": p.name, "email": p.email, "phone": p.phone, "role": p.role}
-                    for p in c.contacts
-                ],
-            }
+            data = clients.describe(ctx, clients.get_client(ctx, name))
     if as_json:
         print_json(data)
         return
@@ -213,7 +193,7 @@ def client_contact(
         server = remote()
         made = server.call(
             "POST",
-            f"/clients/{_remote_client_id(server, client)}/contacts",
+            f"/clients/{server.client_id(client)}/contacts",
             json_body={"name": name, "email": email, "phone": phone, "role": role},
         )
         data = {"id": made["id"], "name": made["name"]}
@@ -395,7 +375,7 @@ def recipient_add(
         server = remote()
         row = server.call(
             "POST",
-            f"/clients/{_remote_client_id(server, client)}/recipients",
+            f"/clients/{server.client_id(client)}/recipients",
             json_body={"recipient": recipient, "label": label},
         )
         data = {"id": row["id"], "recipient": row["recipient"], "kind": row["kind"]}
@@ -420,19 +400,11 @@ def recipient_list(store: Any, client: str, as_json: bool) -> None:
     data: list[dict[str, Any]]
     if store is None:
         server = remote()
-        data = server.call("GET", f"/clients/{_remote_client_id(server, client)}/recipients")
+        data = server.call("GET", f"/clients/{server.client_id(client)}/recipients")
     else:
         with store.context(operator_actor()) as ctx:
-            c = clients.get_client(ctx, client)
             data = [
-                {
-                    "recipient": r.recipient,
-                    "kind": r.kind,
-                    "label": r.label,
-                    "added_at": r.added_at,
-                    "id": r.id,
-                }
-                for r in c.recipients
+                clients.describe_recipient(r) for r in clients.get_client(ctx, client).recipients
             ]
     if as_json:
         print_json(data)
@@ -455,7 +427,7 @@ def recipient_remove(store: Any, client: str, recipient: str, as_json: bool) -> 
 
     if store is None:
         server = remote()
-        client_id = _remote_client_id(server, client)
+        client_id = server.client_id(client)
         rows = server.call("GET", f"/clients/{client_id}/recipients")
         wanted = " ".join(recipient.split()[:2])  # an ssh key without its comment
         match = [r for r in rows if wanted in (r["recipient"], r["id"], r["label"])]
@@ -481,10 +453,6 @@ def recipient_remove(store: Any, client: str, recipient: str, as_json: bool) -> 
             "without you until it registers a new one",
             err=True,
         )
-
-
-def _remote_client_id(server: Any, name: str) -> str:
-    return str(server.call("GET", "/clients", params={"name": name})[0]["id"])
 
 
 COMMANDS = [client_group, recipient_group]

@@ -202,8 +202,7 @@ def make_group(kind: str) -> click.Group:
 
 def _remote_base(client: str, kind: str) -> tuple[Any, str]:
     server = remote()
-    client_id = server.call("GET", "/clients", params={"name": client})[0]["id"]
-    return server, f"/clients/{client_id}/{kind}s"
+    return server, f"/clients/{server.client_id(client)}/{kind}s"
 
 
 def _quote(name: str) -> str:

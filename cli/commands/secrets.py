@@ -79,7 +79,7 @@ def secret_add(
         server = remote()
         made = server.call(
             "POST",
-            f"/clients/{_client_id(server, client)}/secrets",
+            f"/clients/{server.client_id(client)}/secrets",
             json_body={
                 "title": title,
                 "value": value,
@@ -214,7 +214,7 @@ def secret_list(
 
     if store is None:
         server = remote()
-        client_id = _client_id(server, client)
+        client_id = server.client_id(client)
         data = server.call(
             "GET", f"/clients/{client_id}/secrets", params={"q": query, "kind": kind, "tag": tag}
         )
@@ -263,7 +263,7 @@ def secret_history(store: Any, client: str, title: str, as_json: bool) -> None:
 
     if store is None:
         server = remote()
-        client_id = _client_id(server, client)
+        client_id = server.client_id(client)
         data = server.call(
             "GET", f"/clients/{client_id}/secrets/{_secret_id(server, client_id, title)}/versions"
         )
@@ -323,7 +323,7 @@ def secret_update(
     value = _read_value(password_stdin, "New value") if (new_value or password_stdin) else None
     if store is None:
         server = remote()
-        client_id = _client_id(server, client)
+        client_id = server.client_id(client)
         changes = {
             "value": value,
             "title": new_title,
@@ -398,7 +398,7 @@ def secret_link(
     kind, name = targets[0]
     if store is None:
         server = remote()
-        client_id = _client_id(server, client)
+        client_id = server.client_id(client)
         server.call(
             "POST",
             f"/clients/{client_id}/secrets/{_secret_id(server, client_id, title)}/links",
@@ -417,10 +417,6 @@ def _ask_reason() -> str:
     return str(click.prompt("Reason (or ticket) for this check-out", err=True))
 
 
-def _client_id(server: Any, client: str) -> str:
-    return str(server.call("GET", "/clients", params={"name": client})[0]["id"])
-
-
 def _secret_id(server: Any, client_id: str, title: str) -> str:
     found = server.call("GET", f"/clients/{client_id}/secrets", params={"title": title})
     return str(found[0]["id"])
@@ -435,7 +431,7 @@ def _checkout_remote(
     ttl: int | None,
     totp: str | None,
 ) -> dict[str, Any]:
-    client_id = _client_id(server, client)
+    client_id = server.client_id(client)
     secret_id = _secret_id(server, client_id, title)
     out: dict[str, Any] = server.call(
         "POST",
@@ -559,7 +555,7 @@ def secret_totp(client: str, title: str) -> None:
     """Print the current code of a stored TOTP seed (the seed itself stays in the vault)."""
     server = remote()
     if server is not None:
-        client_id = _client_id(server, client)
+        client_id = server.client_id(client)
         out = server.call(
             "POST", f"/clients/{client_id}/secrets/{_secret_id(server, client_id, title)}/totp"
         )

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
 
 from vault.errors import NotInitialized, SchemaError
 
@@ -70,10 +69,6 @@ def _configure_sqlite(engine: Engine, *, read_only: bool) -> None:
 def _sqlite_synchronous() -> str:
     value = os.environ.get("CUSTODY_SQLITE_SYNCHRONOUS", "FULL").upper()
     return value if value in ("FULL", "NORMAL", "EXTRA") else "FULL"
-
-
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
 
 
 # --- migrations ------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, or_, select
 
@@ -108,6 +109,32 @@ def summarize(ctx: Context, client: Client) -> ClientSummary:
     counts["recipients"] = len(client.recipients)
     counts["contacts"] = len(client.contacts)
     return ClientSummary(client=client, counts=counts)
+
+
+def describe_recipient(r: Recipient) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "recipient": r.recipient,
+        "kind": r.kind,
+        "label": r.label,
+        "added_at": r.added_at,
+    }
+
+
+def describe(ctx: Context, client: Client) -> dict[str, Any]:
+    """A client as plain data (what the API and the CLI show): counts, escrow recipients,
+    contacts - no key material."""
+    return {
+        "id": client.id,
+        "name": client.name,
+        "created_at": client.created_at,
+        "counts": summarize(ctx, client).counts,
+        "recipients": [describe_recipient(r) for r in client.recipients],
+        "contacts": [
+            {"id": p.id, "name": p.name, "email": p.email, "phone": p.phone, "role": p.role}
+            for p in client.contacts
+        ],
+    }
 
 
 def add_recipient(

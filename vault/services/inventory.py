@@ -60,8 +60,6 @@ ASSET_KINDS = (
     "other",
 )
 
-InventoryModel = type[Vendor] | type[Domain] | type[Asset]
-
 
 @dataclass(frozen=True)
 class Kind:

@@ -148,4 +148,3 @@ def _links(
             target = {"asset": assets.get(link.asset_id or "", "?")}
         out.setdefault(title, []).append(target)
     return out
-
