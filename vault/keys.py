@@ -1,6 +1,7 @@
 """The key hierarchy (docs/crypto.md has the diagram and the test vectors).
 
-    unseal secret ─Argon2id─► KEK ─► root key ─► vault identity (X25519, age)
+    unseal secret ─Argon2id─► KEK ─► root key ─┬► vault identity (X25519, age)
+                                               └► log key (Ed25519, signs checkpoints)
                                                        │
     client key (32 random bytes) as an age v1 file to: ├─ the vault recipient
                                                        └─ every escrow recipient of the client
@@ -36,7 +37,7 @@ from vault.crypto.sealing import (
     seal_with_root,
     vault_key_aad,
 )
-from vault.db.models import Client, VaultKey, VaultMeta, new_id
+from vault.db.models import Client, LogState, VaultKey, VaultMeta, new_id
 from vault.errors import (
     AgeError,
     AgeNoIdentityMatch,
@@ -46,6 +47,8 @@ from vault.errors import (
     NotInitialized,
     UnsealError,
 )
+from vault.log import merkle
+from vault.log.note import Signer, generate_signer
 
 CLIENT_KEY_SIZE = 32
 VAULT_SECRETS_INFO = b"custody/v1/vault-secrets"
@@ -124,7 +127,42 @@ def initialize(
             ),
         )
     )
+    origin = initial_origin(vault_id)
+    session.add(LogState(id=1, origin=origin, size=0, compact=merkle.CompactRange().to_bytes()))
+    add_log_key(session, root_key, vault_id, origin)
     return meta
+
+
+def initial_origin(vault_id: str) -> str:
+    """The log's origin line (and its key's name): unique per vault, a schema-less URL-like
+    name as c2sp.org/tlog-checkpoint recommends."""
+    return f"custody.vault/{vault_id}"
+
+
+def add_log_key(session: Session, root_key: bytes, vault_id: str, origin: str) -> VaultKey:
+    """A new Ed25519 log key named ``origin``; its signer key string is sealed like the vault
+    identity, its verifier key string (name+hash+base64) is public."""
+    skey, vkey = generate_signer(origin)
+    key_id = new_id()
+    key = VaultKey(
+        id=key_id,
+        purpose="log",
+        public=vkey,
+        sealed_private=seal_with_root(
+            root_key, skey.encode("ascii"), vault_key_aad(vault_id, "log", key_id)
+        ),
+    )
+    session.add(key)
+    session.flush()
+    return key
+
+
+def _current_key(session: Session, purpose: str) -> VaultKey | None:
+    return session.scalars(
+        select(VaultKey)
+        .where(VaultKey.purpose == purpose, VaultKey.retired_at.is_(None))
+        .order_by(VaultKey.created_at.desc())
+    ).first()
 
 
 def load_meta(session: Session) -> VaultMeta:
@@ -144,6 +182,10 @@ class KeyRing:
     vault_cipher: FieldCipher = field(repr=False)
     #: authenticates the client key files this vault wrote; derived from the root key
     key_mac_key: bytes = field(repr=False, default=b"")
+    #: signs the transparency log's checkpoints (None only for a vault that has none yet and
+    #: was unsealed read-only)
+    log_signer: Signer | None = field(repr=False, default=None)
+    log_key_id: str | None = None
     _ciphers: dict[str, FieldCipher] = field(default_factory=dict, repr=False)
 
     @property
@@ -151,15 +193,13 @@ class KeyRing:
         return self.identity.recipient
 
     @classmethod
-    def unseal(cls, session: Session, secret: UnsealSecret) -> KeyRing:
+    def unseal(cls, session: Session, secret: UnsealSecret, *, writable: bool = False) -> KeyRing:
+        """Open the vault's keys. ``writable``: the session may write, so a vault made before
+        the transparency log gets its log key now (the caller commits)."""
         meta = load_meta(session)
         params = KdfParams.from_json(meta.kdf)
         root_key = open_root_key(meta.sealed_root, secret.reveal(), params, meta.vault_id)
-        key = session.scalars(
-            select(VaultKey)
-            .where(VaultKey.purpose == "identity", VaultKey.retired_at.is_(None))
-            .order_by(VaultKey.created_at.desc())
-        ).first()
+        key = _current_key(session, "identity")
         if key is None:
             raise UnsealError("the vault identity is missing from the database")
         raw = open_with_root(
@@ -168,11 +208,26 @@ class KeyRing:
         identity = age.X25519Identity.from_string(raw.decode("ascii"))
         if str(identity.recipient) != key.public:
             raise UnsealError("the vault identity does not match its public key")
+        log_key = _current_key(session, "log")
+        if log_key is None and writable:
+            state = session.get(LogState, 1)
+            origin = state.origin if state else initial_origin(meta.vault_id)
+            log_key = add_log_key(session, root_key, meta.vault_id, origin)
+        signer = None
+        if log_key is not None:
+            raw = open_with_root(
+                root_key, log_key.sealed_private, vault_key_aad(meta.vault_id, "log", log_key.id)
+            )
+            signer = Signer.parse(raw.decode("ascii"))
+            if signer.verifier.key_string() != log_key.public:
+                raise UnsealError("the log key does not match its public key")
         return cls(
             vault_id=meta.vault_id,
             identity=identity,
             vault_cipher=FieldCipher(derive_subkey(root_key, VAULT_SECRETS_INFO)),
             key_mac_key=derive_subkey(root_key, CLIENT_KEY_MAC_INFO),
+            log_signer=signer,
+            log_key_id=log_key.id if log_key is not None else None,
         )
 
     def client_key(self, client: Client) -> bytes:

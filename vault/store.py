@@ -18,7 +18,7 @@ from vault.db import engine as db
 from vault.db.models import VaultMeta
 from vault.errors import InvalidInput, UnsealError
 from vault.keys import KeyRing, UnsealSecret, check_new_passphrase, initialize, load_meta
-from vault.services import Context, Principal
+from vault.services import Context, Principal, auditlog
 
 
 @dataclass
@@ -50,8 +50,12 @@ class Store:
             return load_meta(session)
 
     def unseal(self, secret: UnsealSecret) -> KeyRing:
-        with self.session() as session:
-            return KeyRing.unseal(session, secret)
+        with self.read_session() as session, session.begin():
+            keys = KeyRing.unseal(session, secret)
+        if keys.log_signer is None:  # a vault from before the transparency log: make its key
+            with self._write_lock, self.session() as session, session.begin():
+                keys = KeyRing.unseal(session, secret, writable=True)
+        return keys
 
     @contextmanager
     def context(
@@ -68,9 +72,20 @@ class Store:
         principal = actor if isinstance(actor, Principal) else Principal.operator(actor)
         lock = self._write_lock if self.settings.is_sqlite else contextlib.nullcontext()
         with lock, self.session() as session, session.begin():
-            yield Context(
-                session=session, actor=principal.name, keys=keys, principal=principal, source=source
+            ctx = Context(
+                session=session,
+                actor=principal.name,
+                keys=keys,
+                principal=principal,
+                source=source,
+                pending_events=[],
             )
+            yield ctx
+            # The audit events join the log last, so the log head stays locked only while
+            # the transaction commits.
+            if ctx.pending_events:
+                auditlog.append(session, ctx.pending_events)
+                ctx.pending_events.clear()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -94,7 +95,7 @@ class VaultKey(Base):
 
     __tablename__ = "vault_keys"
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    purpose: Mapped[str] = mapped_column(String(32))  # "identity" (X25519), later "log" (Ed25519)
+    purpose: Mapped[str] = mapped_column(String(32))  # "identity" (X25519) or "log" (Ed25519)
     public: Mapped[str] = mapped_column(Text)
     sealed_private: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -278,10 +279,17 @@ class SecretLink(Base):
 
 
 class AuditEvent(Base):
-    """Every access and change, appended in the same transaction as the action."""
+    """Every access and change, appended in the same transaction as the action.
+
+    Each event is a leaf of the transparency log (docs/audit-log.md): ``seq`` is its leaf index
+    (0, 1, 2, ... with no gaps - unlike ``id``, whose sequence skips numbers on rollback) and
+    ``leaf_hash`` the RFC 9162 hash of its canonical bytes.
+    """
 
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary)
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(64))
@@ -292,6 +300,43 @@ class AuditEvent(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     role: Mapped[str | None] = mapped_column(String(16))
     source: Mapped[str | None] = mapped_column(String(64))
+
+
+class LogState(Base):
+    """One row: the transparency log's head - its size and compact range (right edge).
+
+    Appending events locks this row (SELECT ... FOR UPDATE on PostgreSQL; SQLite's single
+    writer does the same), so leaf indexes are handed out in commit order with no gaps or forks
+    however many server processes write."""
+
+    __tablename__ = "log_state"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    origin: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    compact: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogNode(Base):
+    """Hashes of perfect subtrees of the log at levels 4, 8, 12, ... (16, 256, 4096 ... leaves).
+
+    With the leaf hashes in ``audit_events`` they answer any proof in O(log n) reads while
+    costing one row per 16 events on the write path."""
+
+    __tablename__ = "log_nodes"
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    hash: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogCheckpoint(Base):
+    """A signed checkpoint (c2sp.org/tlog-checkpoint in a signed note) of the log."""
+
+    __tablename__ = "log_checkpoints"
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    root: Mapped[bytes] = mapped_column(LargeBinary)
+    note: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(36))
+    signed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 # --- people and access ------------------------------------------------------------------

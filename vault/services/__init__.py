@@ -12,6 +12,7 @@ leak), and each operation names the roles that may perform it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -51,6 +52,9 @@ class Context:
     source: str | None = None
     #: the API token of this request, if any (so sign-out can revoke exactly it)
     token_id: str | None = None
+    #: audit events waiting to be appended to the log when the transaction commits
+    #: (``Store.context`` sets it; None appends at once)
+    pending_events: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.principal is None:

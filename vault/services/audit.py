@@ -1,8 +1,10 @@
 """Audit events: every access and change, written in the caller's transaction.
 
-A detail dict carries ids, titles, counts and reasons - never a secret value. Events are
-inserted with Core statements (no ORM unit-of-work bookkeeping): a bulk operation records one
-event per record in a single batched INSERT.
+A detail dict carries ids, titles, counts and reasons - never a secret value. Each event is a
+leaf of the transparency log (``vault.services.auditlog``). Events recorded in a transaction
+opened by ``Store.context`` are appended together just before it commits, so the log head is
+locked for as short a time as possible; a bulk operation records one event per record in a
+single batched INSERT.
 """
 
 from __future__ import annotations
@@ -10,10 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert
-
-from vault.db.models import AuditEvent, utcnow
-from vault.services import Context
+from vault.db.models import utcnow
+from vault.services import Context, auditlog
 
 
 def event(
@@ -41,7 +41,11 @@ def record_many(ctx: Context, events: Sequence[dict[str, Any]]) -> None:
         return
     now = utcnow()
     who = {"actor": ctx.actor, "role": ctx.principal.role, "source": ctx.source, "at": now}
-    ctx.session.execute(insert(AuditEvent), [{**who, **item} for item in events])
+    rows = [{**who, **item} for item in events]
+    if ctx.pending_events is not None:
+        ctx.pending_events.extend(rows)
+    else:
+        auditlog.append(ctx.session, rows)
 
 
 def record(ctx: Context, action: str, **fields: Any) -> None:

@@ -1,0 +1,579 @@
+"""The transparency log in the database: appending leaves, signing checkpoints, proofs, reads.
+
+docs/audit-log.md is the specification. The pieces:
+
+* ``audit_events`` - one row per event with its leaf index ``seq`` and ``leaf_hash``;
+* ``log_state`` - one row, the head: size and compact range (the tree's right edge);
+* ``log_nodes`` - hashes of perfect subtrees at levels 4, 8, 12, ... for O(log n) proofs;
+* ``log_checkpoints`` - signed checkpoints (c2sp.org/tlog-checkpoint in a signed note).
+
+:func:`append` runs inside the transaction of the action it records (``Store.context`` calls it
+just before committing). It locks the head row, so with several server processes on
+PostgreSQL the appends queue on that row and leaf indexes follow commit order with no gaps (a
+rolled-back transaction rolls its head update back too) and no forks. SQLite has one writer at
+a time anyway.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, BinaryIO, TypeVar
+
+import orjson
+from sqlalchemy import ColumnElement, Select, and_, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from vault.db.models import AuditEvent, LogCheckpoint, LogNode, LogState, VaultKey
+from vault.errors import Forbidden, InvalidInput, NotFound, Sealed
+from vault.keys import KeyRing
+from vault.log import merkle
+from vault.log.errors import LogError, ProofError
+from vault.log.events import encode, event_object, format_time, json_value
+from vault.log.events import leaf_bytes as encode_leaf
+from vault.log.note import Checkpoint, sign_checkpoint
+from vault.services import OPERATOR, Context, Principal
+
+#: levels of perfect subtrees kept in ``log_nodes`` (16, 256, 4096 ... leaves); the others are
+#: recomputed from at most 8 stored hashes one stratum below
+STORED_LEVELS = frozenset(range(4, 64, 4))
+_STRATUM = 4
+_T = TypeVar("_T")
+#: the roles that may read events (each within its client scope)
+READERS = ("admin", "auditor", "client")
+EXPORT_FORMAT = "custody-audit-log"
+EXPORT_VERSION = 1
+MAX_PAGE = 1000
+
+_EVENT_COLUMNS = (
+    AuditEvent.seq,
+    AuditEvent.at,
+    AuditEvent.actor,
+    AuditEvent.role,
+    AuditEvent.source,
+    AuditEvent.action,
+    AuditEvent.outcome,
+    AuditEvent.client_id,
+    AuditEvent.subject_kind,
+    AuditEvent.subject_id,
+    AuditEvent.detail,
+)
+
+
+# --- appending ---------------------------------------------------------------------------------
+
+
+def append(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
+    """Append ``events`` (audit columns) as the next leaves; returns the new tree size."""
+    if not events:
+        return -1
+    head = session.execute(
+        select(LogState.size, LogState.compact).where(LogState.id == 1).with_for_update()
+    ).first()
+    if head is None:
+        raise LogError("this vault has no transparency log head (run `custody db upgrade`)")
+    compact = merkle.CompactRange.from_bytes(head.compact)
+    if compact.size != head.size:
+        raise LogError("the log head is inconsistent (size and compact range disagree)")
+    nodes: list[dict[str, Any]] = []
+
+    def keep(level: int, idx: int, digest: bytes) -> None:
+        if level in STORED_LEVELS:
+            nodes.append({"level": level, "idx": idx, "hash": digest})
+
+    rows = []
+    for item in events:
+        seq = compact.size
+        row = {**item, "detail": json_value(item.get("detail") or {})}
+        digest = merkle.leaf_hash(encode_leaf(seq, row))
+        compact.append(digest, keep)
+        row["seq"] = seq
+        row["leaf_hash"] = digest
+        rows.append(row)
+    session.execute(insert(AuditEvent), rows)
+    if nodes:
+        session.execute(insert(LogNode), nodes)
+    session.execute(
+        update(LogState)
+        .where(LogState.id == 1)
+        .values(size=compact.size, compact=compact.to_bytes())
+    )
+    return compact.size
+
+
+# --- head, key, checkpoints ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Head:
+    origin: str
+    size: int
+    root: bytes
+
+
+def head(session: Session) -> Head:
+    state = session.get(LogState, 1)
+    if state is None:
+        raise LogError("this vault has no transparency log head (run `custody db upgrade`)")
+    compact = merkle.CompactRange.from_bytes(state.compact)
+    return Head(origin=state.origin, size=compact.size, root=compact.root())
+
+
+def verifier_key(session: Session) -> str:
+    """The log's verifier key string (``name+hash+base64``): what auditors pin."""
+    key = session.scalars(
+        select(VaultKey)
+        .where(VaultKey.purpose == "log", VaultKey.retired_at.is_(None))
+        .order_by(VaultKey.created_at.desc())
+    ).first()
+    if key is None:
+        raise LogError("the log key is made at the first unseal after upgrading: unseal once")
+    return key.public
+
+
+def latest_checkpoint(session: Session) -> LogCheckpoint | None:
+    return session.scalars(
+        select(LogCheckpoint).order_by(LogCheckpoint.size.desc()).limit(1)
+    ).first()
+
+
+def checkpoint_at(session: Session, size: int) -> LogCheckpoint:
+    found = session.get(LogCheckpoint, size)
+    if found is None:
+        raise NotFound(f"no checkpoint of tree size {size}", field="size")
+    return found
+
+
+def checkpoints(
+    session: Session, *, after: int | None = None, limit: int = MAX_PAGE
+) -> list[LogCheckpoint]:
+    query = select(LogCheckpoint).order_by(LogCheckpoint.size).limit(limit)
+    if after is not None:
+        query = query.where(LogCheckpoint.size > after)
+    return list(session.scalars(query))
+
+
+def sign(session: Session, keys: KeyRing | None) -> LogCheckpoint:
+    """A checkpoint of the log as it is now: the latest one if the tree has not grown since,
+    else a newly signed one (idempotent across processes: the same size signs the same note).
+    """
+    if keys is None or keys.log_signer is None or keys.log_key_id is None:
+        raise Sealed("the vault is sealed: checkpoints are signed by the unsealed log key")
+    now = head(session)
+    latest = latest_checkpoint(session)
+    if latest is not None:
+        if latest.size == now.size:
+            return latest
+        if latest.size > now.size:
+            raise LogError(
+                f"the log has {now.size} events but was checkpointed at {latest.size}: "
+                "it was truncated"
+            )
+    note = sign_checkpoint(
+        Checkpoint(origin=now.origin, size=now.size, root=now.root), keys.log_signer
+    )
+    values = {
+        "size": now.size,
+        "root": now.root,
+        "note": note,
+        "key_id": keys.log_key_id,
+        "signed_at": datetime.now().astimezone(),
+    }
+    dialect = session.get_bind().dialect.name
+    statement: Any
+    if dialect == "postgresql":
+        statement = postgresql.insert(LogCheckpoint).values(values).on_conflict_do_nothing()
+    else:
+        statement = sqlite.insert(LogCheckpoint).values(values).on_conflict_do_nothing()
+    session.execute(statement)
+    return checkpoint_at(session, now.size)
+
+
+def checkpoint_due(
+    session: Session, *, every_events: int, every_seconds: float, now: datetime
+) -> bool:
+    """Whether the log has grown by ``every_events`` since the latest checkpoint, or has grown
+    at all and that checkpoint is older than ``every_seconds``."""
+    size = session.scalar(select(LogState.size).where(LogState.id == 1))
+    if size is None:
+        return False
+    latest = session.execute(
+        select(LogCheckpoint.size, LogCheckpoint.signed_at)
+        .order_by(LogCheckpoint.size.desc())
+        .limit(1)
+    ).first()
+    if latest is None:
+        return True
+    grown = size - latest.size
+    age = (now - latest.signed_at).total_seconds()
+    return bool(grown >= every_events or (grown > 0 and age >= every_seconds))
+
+
+# --- proofs ------------------------------------------------------------------------------------
+
+
+class _Tree:
+    """Reads of leaf and subtree hashes for proofs, fetched in two batched queries.
+
+    Proof generation never branches on hash values, so a first dry run with placeholder hashes
+    learns every (level, index) a proof needs; one query per table fetches them; the second run
+    uses the real hashes."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.leaves: dict[int, bytes] = {}
+        self.nodes: dict[tuple[int, int], bytes] = {}
+        self._want_leaves: set[int] = set()
+        self._want_nodes: set[tuple[int, int]] = set()
+        self._dry = True
+
+    def node(self, level: int, idx: int) -> bytes:
+        if level == 0:
+            return self.leaf(idx)
+        if level in STORED_LEVELS:
+            if self._dry:
+                self._want_nodes.add((level, idx))
+                return bytes(32)
+            try:
+                return self.nodes[(level, idx)]
+            except KeyError:
+                raise LogError(f"log subtree ({level}, {idx}) is missing") from None
+        # Rebuild from the stratum below: 2**(level % 4) perfect subtrees, paired upward.
+        drop = level % _STRATUM
+        base = level - drop
+        layer = [self.node(base, (idx << drop) + k) for k in range(1 << drop)]
+        while len(layer) > 1:
+            layer = [merkle.node_hash(layer[i], layer[i + 1]) for i in range(0, len(layer), 2)]
+        return layer[0]
+
+    def leaf(self, idx: int) -> bytes:
+        if self._dry:
+            self._want_leaves.add(idx)
+            return bytes(32)
+        try:
+            return self.leaves[idx]
+        except KeyError:
+            raise LogError(f"log leaf {idx} is missing") from None
+
+    def fetch(self) -> None:
+        if self._want_leaves:
+            rows = self.session.execute(
+                select(AuditEvent.seq, AuditEvent.leaf_hash).where(
+                    AuditEvent.seq.in_(sorted(self._want_leaves))
+                )
+            )
+            self.leaves.update((seq, digest) for seq, digest in rows)
+        if self._want_nodes:
+            levels: dict[int, list[int]] = {}
+            for level, idx in self._want_nodes:
+                levels.setdefault(level, []).append(idx)
+            for level, idxs in levels.items():
+                rows = self.session.execute(
+                    select(LogNode.idx, LogNode.hash).where(
+                        LogNode.level == level, LogNode.idx.in_(sorted(idxs))
+                    )
+                )
+                self.nodes.update(((level, idx), digest) for idx, digest in rows)
+        self._dry = False
+        self._want_leaves.clear()
+        self._want_nodes.clear()
+
+
+def _check_tree_size(session: Session, size: int) -> None:
+    current = session.scalar(select(LogState.size).where(LogState.id == 1)) or 0
+    if size > current:
+        raise ProofError(f"tree size {size} is beyond the log's size {current}")
+
+
+def inclusion_proof(session: Session, index: int, size: int) -> list[bytes]:
+    """Audit path of leaf ``index`` in the tree of ``size`` leaves (RFC 9162 2.1.3.1)."""
+    _check_tree_size(session, size)
+    return _batched(
+        session,
+        lambda t: merkle.inclusion_proof(index, size, t.leaf, get_node_hash=t.node),
+    )
+
+
+def inclusion_proofs(session: Session, indexes: Sequence[int], size: int) -> list[list[bytes]]:
+    """Audit paths of several leaves against one tree size, in two queries in all."""
+    _check_tree_size(session, size)
+    return _batched(
+        session,
+        lambda t: [merkle.inclusion_proof(i, size, t.leaf, get_node_hash=t.node) for i in indexes],
+    )
+
+
+def consistency_proof(session: Session, old_size: int, new_size: int) -> list[bytes]:
+    """Proof that the tree of ``old_size`` leaves is a prefix of ``new_size`` (RFC 9162 2.1.4.1)."""
+    _check_tree_size(session, new_size)
+    return _batched(
+        session,
+        lambda t: merkle.consistency_proof(old_size, new_size, t.leaf, get_node_hash=t.node),
+    )
+
+
+def _batched(session: Session, build: Callable[[_Tree], _T]) -> _T:
+    tree = _Tree(session)
+    build(tree)
+    tree.fetch()
+    return build(tree)
+
+
+# --- reading events ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events to read. ``client_id`` must already be checked against the caller's scope."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    client_id: str | None = None
+    actor: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not any(
+            (self.since, self.until, self.client_id, self.actor, self.action, self.outcome)
+        )
+
+
+def require_reader(ctx: Context) -> None:
+    ctx.require(*READERS)
+
+
+def sees_whole_log(principal: Principal) -> bool:
+    return principal.role in ("admin", OPERATOR) or (
+        principal.role == "auditor" and principal.clients is None
+    )
+
+
+def _scope(principal: Principal) -> ColumnElement[bool] | None:
+    if sees_whole_log(principal):
+        return None
+    if principal.role not in READERS:
+        raise Forbidden(f"a {principal.role} may not read the access log")
+    return AuditEvent.client_id.in_(sorted(principal.clients or ()))
+
+
+def _where(principal: Principal, filters: EventFilter) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    scope = _scope(principal)
+    if scope is not None:
+        clauses.append(scope)
+    if filters.client_id is not None:
+        if not principal.sees(filters.client_id):
+            raise NotFound("no such client", field="client")
+        clauses.append(AuditEvent.client_id == filters.client_id)
+    if filters.since is not None:
+        clauses.append(AuditEvent.at >= filters.since)
+    if filters.until is not None:
+        clauses.append(AuditEvent.at < filters.until)
+    for column, value in (
+        (AuditEvent.actor, filters.actor),
+        (AuditEvent.action, filters.action),
+        (AuditEvent.outcome, filters.outcome),
+    ):
+        if value is not None:
+            clauses.append(column == value)
+    return clauses
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One event as the log holds it: its index, its fields, and the exact bytes hashed."""
+
+    index: int
+    event: dict[str, Any]
+    leaf: bytes
+    proof: list[bytes] = field(default_factory=list)
+
+    def as_dict(self, *, with_proof: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "index": self.index,
+            "event": self.event,
+            "leaf": base64.b64encode(self.leaf).decode("ascii"),
+        }
+        if with_proof:
+            out["proof"] = [base64.b64encode(h).decode("ascii") for h in self.proof]
+        return out
+
+
+def _entry(row: Any) -> Entry:
+    obj = event_object(row.seq, row._mapping)
+    return Entry(index=row.seq, event=obj, leaf=encode(obj))
+
+
+def _query(
+    principal: Principal, filters: EventFilter, *, below: int | None, after: int | None
+) -> Select[Any]:
+    clauses = _where(principal, filters)
+    if below is not None:
+        clauses.append(AuditEvent.seq < below)
+    if after is not None:
+        clauses.append(AuditEvent.seq > after)
+    return select(*_EVENT_COLUMNS).where(and_(True, *clauses)).order_by(AuditEvent.seq)
+
+
+def list_entries(
+    ctx: Context,
+    filters: EventFilter,
+    *,
+    after: int | None = None,
+    limit: int = 100,
+    below: int | None = None,
+) -> list[Entry]:
+    """One page of the events the caller may see, oldest first, after leaf index ``after``."""
+    require_reader(ctx)
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    query = _query(ctx.principal, filters, below=below, after=after).limit(limit)
+    return [_entry(row) for row in ctx.session.execute(query)]
+
+
+def iter_entries(
+    session: Session, principal: Principal, filters: EventFilter, *, below: int
+) -> Iterator[Entry]:
+    query = _query(principal, filters, below=below, after=None)
+    result = session.execute(query.execution_options(yield_per=2000))
+    for row in result:
+        yield _entry(row)
+
+
+def entry_visible(ctx: Context, index: int) -> Entry:
+    """The event at ``index`` if the caller may see it, else NotFound."""
+    require_reader(ctx)
+    query = _query(ctx.principal, EventFilter(), below=None, after=None).where(
+        AuditEvent.seq == index
+    )
+    row = ctx.session.execute(query).first()
+    if row is None:
+        raise NotFound(f"no event {index} that you may see", field="index")
+    return _entry(row)
+
+
+# --- export ------------------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "index",
+    "at",
+    "actor",
+    "role",
+    "source",
+    "action",
+    "outcome",
+    "client_id",
+    "subject_kind",
+    "subject_id",
+    "detail",
+    "leaf_hash",
+)
+
+
+def export_checkpoint(ctx: Context) -> LogCheckpoint:
+    """The checkpoint an export is cut at: a fresh one when the vault is unsealed, else the
+    latest signed one."""
+    if ctx.keys is not None and ctx.keys.log_signer is not None:
+        return sign(ctx.session, ctx.keys)
+    latest = latest_checkpoint(ctx.session)
+    if latest is None:
+        raise Sealed("the log has no checkpoint yet: unseal the vault to sign one")
+    return latest
+
+
+def export_jsonl(
+    ctx: Context, out: BinaryIO, filters: EventFilter, *, progress: Any = None
+) -> dict[str, Any]:
+    """Write the log (or the caller's view of it) as JSON Lines (docs/audit-log.md, "Export").
+
+    The whole log - for a caller who sees all of it and asked for no filter - carries every
+    checkpoint up to the cut, so a verifier recomputes the tree and checks each signature. A
+    filtered or client-scoped view carries the cut checkpoint and an inclusion proof per event.
+    Returns the header.
+    """
+    require_reader(ctx)
+    cut = export_checkpoint(ctx)
+    whole = filters.empty and sees_whole_log(ctx.principal)
+    header = {
+        "type": "header",
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "origin": head(ctx.session).origin,
+        "log_key": verifier_key(ctx.session),
+        "size": cut.size,
+        "view": "whole" if whole else "filtered",
+        "exported_at": format_time(datetime.now().astimezone()),
+    }
+    write = out.write
+    write(orjson.dumps(header) + b"\n")
+    notes = checkpoints(ctx.session, limit=10**9) if whole else [cut]
+    for checkpoint in notes:
+        if checkpoint.size <= cut.size:
+            write(orjson.dumps({"type": "checkpoint", "note": checkpoint.note}) + b"\n")
+    entries = iter_entries(ctx.session, ctx.principal, filters, below=cut.size)
+    count = 0
+    for batch in _batches(entries, 500):
+        proofs = (
+            inclusion_proofs(ctx.session, [e.index for e in batch], cut.size) if not whole else None
+        )
+        for i, entry in enumerate(batch):
+            item = entry.as_dict()
+            if proofs is not None:
+                item["proof"] = [base64.b64encode(h).decode("ascii") for h in proofs[i]]
+            write(orjson.dumps({"type": "event", **item}) + b"\n")
+        count += len(batch)
+        if progress is not None:
+            progress(len(batch))
+    header["events"] = count
+    return header
+
+
+def export_csv(ctx: Context, out: BinaryIO, filters: EventFilter) -> int:
+    """The caller's view of the log as CSV for a SIEM (no proofs: use JSON Lines to verify)."""
+    require_reader(ctx)
+    size = head(ctx.session).size
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+    writer = csv.writer(text)
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for entry in iter_entries(ctx.session, ctx.principal, filters, below=size):
+        writer.writerow(csv_row(entry))
+        count += 1
+    text.detach()
+    return count
+
+
+def csv_row(entry: Entry) -> list[Any]:
+    e = entry.event
+    return [
+        entry.index,
+        e["at"],
+        e["actor"],
+        e["role"] or "",
+        e["source"] or "",
+        e["action"],
+        e["outcome"],
+        e["client_id"] or "",
+        e["subject_kind"] or "",
+        e["subject_id"] or "",
+        orjson.dumps(e["detail"], option=orjson.OPT_SORT_KEYS).decode("utf-8"),
+        merkle.leaf_hash(entry.leaf).hex(),
+    ]
+
+
+def _batches(items: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
+    batch: list[Entry] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
