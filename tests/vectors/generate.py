@@ -135,8 +135,78 @@ def sealing_vectors() -> dict[str, object]:
     }
 
 
+def event_vectors() -> dict[str, object]:
+    """Audit-event leaves (docs/audit-log.md): RFC 8785 via the independent ``rfc8785``
+    package, SHA-256 with the 0x00 leaf prefix, and the RFC 9162 root of all of them."""
+    import hashlib
+
+    import rfc8785
+
+    base = {
+        "v": 1,
+        "at": "2026-11-23T12:00:00.000000Z",
+        "actor": "user:alice",
+        "role": "consultant",
+        "source": "192.0.2.10",
+        "action": "secret.checkout",
+        "outcome": "ok",
+        "client_id": "7d0c3a4e-0000-4000-8000-000000000001",
+        "subject_kind": "secret",
+        "subject_id": "7d0c3a4e-0000-4000-8000-0000000000aa",
+        "detail": {"reason": "renew certificate", "ticket": "T-42", "ttl_seconds": 3600},
+    }
+    events = [
+        dict(base, index=0),
+        dict(base, index=1, action="auth.login", outcome="denied", client_id=None,
+             subject_kind=None, subject_id=None, detail={"error": "bad_credentials"}),
+        dict(base, index=2, actor="user:zoë", detail={"reason": "Zürich \u2014 \"quoted\"\n\t",
+             "emoji": "\U0001f511", "nested": {"b": [1, -2, True, None], "a": {}}}),
+        dict(base, index=3, role=None, source=None, detail={"count": 9007199254740991}),
+        dict(base, index=4, detail={"control": "\u0000\u001f\u007f", "empty": ""}),
+    ]
+    vectors: list[dict[str, object]] = []
+    hashes = []
+    for event in events:
+        leaf = rfc8785.dumps(event)
+        digest = hashlib.sha256(b"\x00" + leaf).digest()
+        hashes.append(digest)
+        vectors.append(
+            {
+                "name": f"event-{event['index']}",
+                "expect": "success",
+                "event": event,
+                "leaf": leaf.decode("utf-8"),
+                "leaf_hash": digest.hex(),
+            }
+        )
+    for name, change in (
+        ("float-in-detail", {"detail": {"x": 1.5}}),
+        ("integer-too-large", {"detail": {"x": 9007199254740992}}),
+        ("non-ascii-detail-key", {"detail": {"schlüssel": 1}}),
+        ("missing-actor", {"actor": None}),
+        ("bad-time", {"at": "2026-11-23 12:00:00Z"}),
+        ("naive-precision-time", {"at": "2026-11-23T12:00:00Z"}),
+        ("numeric-role", {"role": 7}),
+    ):
+        vectors.append({"name": name, "expect": "failure", "event": dict(base, index=0, **change)})
+
+    def mth(items: list[bytes]) -> bytes:
+        if len(items) == 1:
+            return items[0]
+        k = 1
+        while k * 2 < len(items):
+            k *= 2
+        return hashlib.sha256(b"\x01" + mth(items[:k]) + mth(items[k:])).digest()
+
+    return {"root": mth(hashes).hex(), "vectors": vectors}
+
+
 def main() -> None:
-    for name, data in (("fields.json", field_vectors()), ("sealing.json", sealing_vectors())):
+    for name, data in (
+        ("fields.json", field_vectors()),
+        ("sealing.json", sealing_vectors()),
+        ("log/events.json", event_vectors()),
+    ):
         (HERE / name).write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 

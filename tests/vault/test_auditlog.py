@@ -1,0 +1,387 @@
+"""The transparency log in the database: appends, proofs, checkpoints, scope, concurrency."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import multiprocessing
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from tests.conftest import Vault
+from vault.config import Settings
+from vault.db.models import AuditEvent, LogCheckpoint, LogNode
+from vault.errors import Forbidden, NotFound, Sealed
+from vault.log import merkle
+from vault.log.events import leaf_bytes
+from vault.log.note import Verifier, verify_checkpoint
+from vault.log.verify import LogVerificationError, verify_export
+from vault.services import Principal, audit, auditlog, clients, secrets
+
+
+def _leaf_hashes(vault: Vault) -> list[bytes]:
+    with vault.store.session() as s:
+        return list(s.scalars(select(AuditEvent.leaf_hash).order_by(AuditEvent.seq)))
+
+
+_titles = itertools.count()
+
+
+def _fill(vault: Vault, n: int, client: str = "Acme") -> None:
+    with vault.ctx() as ctx:
+        if client not in {c.name for c in clients.list_clients(ctx)}:
+            clients.add_client(ctx, client)
+        secrets.add_secrets(
+            ctx,
+            client,
+            [secrets.NewSecret(title=f"s{next(_titles)}", value="v" * 16) for _ in range(n)],
+        )
+
+
+def test_events_are_leaves_in_order_with_no_gaps(vault: Vault) -> None:
+    _fill(vault, 20)
+    with vault.store.session() as s:
+        rows = s.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars().all()
+        assert [r.seq for r in rows] == list(range(len(rows)))
+        for r in rows:
+            fields = {k: getattr(r, k) for k in ("at", "actor", "role", "source", "action")}
+            fields.update(
+                outcome=r.outcome,
+                client_id=r.client_id,
+                subject_kind=r.subject_kind,
+                subject_id=r.subject_id,
+                detail=r.detail,
+            )
+            assert r.leaf_hash == merkle.leaf_hash(leaf_bytes(r.seq, fields))
+        now = auditlog.head(s)
+    assert now.size == len(rows)
+    assert now.root == merkle.root_from_leaf_hashes(r.leaf_hash for r in rows)
+
+
+def test_a_rolled_back_transaction_leaves_no_gap(vault: Vault) -> None:
+    _fill(vault, 2)
+    size = len(_leaf_hashes(vault))
+    with pytest.raises(RuntimeError), vault.ctx() as ctx:
+        audit.record(ctx, "test.doomed")
+        raise RuntimeError("roll back")
+    with vault.ctx() as ctx:
+        audit.record(ctx, "test.kept")
+    with vault.store.session() as s:
+        last = s.execute(select(AuditEvent).order_by(AuditEvent.seq.desc())).scalars().first()
+        assert last is not None and last.seq == size and last.action == "test.kept"
+        assert s.scalar(select(AuditEvent.id).where(AuditEvent.action == "test.doomed")) is None
+
+
+def test_proofs_from_the_database_match_the_pure_tree(vault: Vault) -> None:
+    # 300 leaves: stored subtrees at level 4 (16 leaves) and 8 (256 leaves) are both used.
+    _fill(vault, 299)
+    hashes = _leaf_hashes(vault)
+    n = len(hashes)
+    assert n >= 300
+    with vault.store.session() as s:
+        levels = set(s.scalars(select(LogNode.level)))
+        assert levels == {4, 8}
+        for index, size in [(0, 1), (0, n), (n - 1, n), (17, 255), (255, 257), (129, 300), (5, 16)]:
+            proof = auditlog.inclusion_proof(s, index, size)
+            assert proof == merkle.inclusion_proof(index, size, hashes.__getitem__)
+            root = merkle.root_from_leaf_hashes(hashes[:size])
+            merkle.verify_inclusion(hashes[index], index, size, proof, root)
+        for old, new in [(1, n), (16, 256), (17, 300), (255, 256), (256, n), (100, 101)]:
+            proof = auditlog.consistency_proof(s, old, new)
+            assert proof == merkle.consistency_proof(old, new, hashes.__getitem__)
+            merkle.verify_consistency(
+                old,
+                new,
+                merkle.root_from_leaf_hashes(hashes[:old]),
+                merkle.root_from_leaf_hashes(hashes[:new]),
+                proof,
+            )
+        many = auditlog.inclusion_proofs(s, [0, 7, 200], n)
+        assert many == [merkle.inclusion_proof(i, n, hashes.__getitem__) for i in (0, 7, 200)]
+        with pytest.raises(merkle.ProofError):
+            auditlog.inclusion_proof(s, 0, n + 1)
+
+
+def test_checkpoints_are_signed_by_the_pinned_log_key(vault: Vault) -> None:
+    _fill(vault, 3)
+    with vault.ctx() as ctx:
+        first = auditlog.sign(ctx.session, vault.keys)
+        again = auditlog.sign(ctx.session, vault.keys)
+        key = Verifier.parse(auditlog.verifier_key(ctx.session))
+        origin = auditlog.head(ctx.session).origin
+    assert again.size == first.size and again.note == first.note
+    checkpoint = verify_checkpoint(first.note, key, origin)
+    assert checkpoint.size == len(_leaf_hashes(vault))
+    assert checkpoint.root == merkle.root_from_leaf_hashes(_leaf_hashes(vault))
+    assert key.name == origin
+    # the key survives sealing: a second unseal opens the same log key
+    from tests.conftest import TEST_PASSPHRASE
+    from vault.keys import UnsealSecret
+
+    keys = vault.store.unseal(UnsealSecret.from_passphrase(TEST_PASSPHRASE))
+    assert keys.log_signer is not None and keys.log_signer.verifier == key
+    _fill(vault, 1)
+    with vault.ctx() as ctx:
+        second = auditlog.sign(ctx.session, keys)
+    assert second.size > first.size
+    with vault.ctx(keys=False) as ctx, pytest.raises(Sealed):
+        _fill(vault, 1)
+        auditlog.sign(ctx.session, None)
+
+
+def test_checkpoint_due_by_count_and_age(vault: Vault) -> None:
+    from datetime import timedelta
+
+    from vault.db.models import utcnow
+
+    with vault.store.session() as s:
+        assert auditlog.checkpoint_due(s, every_events=10, every_seconds=60, now=utcnow())
+    with vault.ctx() as ctx:
+        auditlog.sign(ctx.session, vault.keys)
+    with vault.store.session() as s:
+        assert not auditlog.checkpoint_due(s, every_events=10, every_seconds=60, now=utcnow())
+    _fill(vault, 2)
+    with vault.store.session() as s:
+        now = utcnow()
+        assert not auditlog.checkpoint_due(s, every_events=10, every_seconds=60, now=now)
+        assert auditlog.checkpoint_due(s, every_events=2, every_seconds=60, now=now)
+        later = now + timedelta(seconds=61)
+        assert auditlog.checkpoint_due(s, every_events=10, every_seconds=60, now=later)
+
+
+def _principal(role: str, clients_: frozenset[str] | None) -> Principal:
+    return Principal(name=f"user:{role}", role=role, user_id=None, clients=clients_)
+
+
+def test_each_role_sees_its_own_view(vault: Vault) -> None:
+    _fill(vault, 3, "Acme")
+    _fill(vault, 2, "Globex")
+    with vault.ctx() as ctx:
+        acme = clients.get_client(ctx, "Acme").id
+        globex = clients.get_client(ctx, "Globex").id
+        everything = auditlog.list_entries(ctx, auditlog.EventFilter(), limit=1000)
+    session = vault.store.session()
+    from vault.services import Context
+
+    def view(principal: Principal, **filters: Any) -> list[int]:
+        ctx = Context(session=session, actor=principal.name, principal=principal)
+        return [
+            e.index for e in auditlog.list_entries(ctx, auditlog.EventFilter(**filters), limit=1000)
+        ]
+
+    try:
+        all_idx = [e.index for e in everything]
+        acme_idx = [e.index for e in everything if e.event["client_id"] == acme]
+        assert view(_principal("auditor", None)) == all_idx
+        assert view(_principal("admin", None)) == all_idx
+        assert view(_principal("client", frozenset([acme]))) == acme_idx
+        assert view(_principal("auditor", frozenset([acme]))) == acme_idx
+        assert view(_principal("auditor", None), client_id=acme) == acme_idx
+        with pytest.raises(NotFound):
+            view(_principal("client", frozenset([acme])), client_id=globex)
+        with pytest.raises(Forbidden):
+            view(_principal("consultant", frozenset([acme, globex])))
+        assert view(_principal("auditor", None), action="client.add") == [
+            e.index for e in everything if e.event["action"] == "client.add"
+        ]
+        page = view(_principal("auditor", None))[:2]
+        ctx = Context(session=session, actor="a", principal=_principal("auditor", None))
+        nxt = auditlog.list_entries(ctx, auditlog.EventFilter(), after=page[-1], limit=2)
+        assert [e.index for e in nxt] == all_idx[2:4]
+        with pytest.raises(NotFound):
+            auditlog.entry_visible(
+                Context(
+                    session=session, actor="c", principal=_principal("client", frozenset([acme]))
+                ),
+                next(e.index for e in everything if e.event["client_id"] == globex),
+            )
+    finally:
+        session.close()
+
+
+def _export(vault: Vault, **filters: Any) -> bytes:
+    out = io.BytesIO()
+    with vault.ctx() as ctx:
+        auditlog.export_jsonl(ctx, out, auditlog.EventFilter(**filters))
+    return out.getvalue()
+
+
+def _key(vault: Vault) -> Verifier:
+    with vault.store.session() as s:
+        return Verifier.parse(auditlog.verifier_key(s))
+
+
+def test_whole_export_verifies_and_catches_edits(vault: Vault) -> None:
+    _fill(vault, 30)
+    with vault.ctx() as ctx:
+        saved = auditlog.sign(ctx.session, vault.keys).note
+    _fill(vault, 5)
+    data = _export(vault)
+    report = verify_export(io.BytesIO(data), key=_key(vault), saved_checkpoint=saved)
+    assert report.events == report.size == len(_leaf_hashes(vault))
+    assert report.key_pinned and report.checkpoints == 2
+
+    lines = data.splitlines(keepends=True)
+    first_event = next(i for i, raw in enumerate(lines) if b'"type":"event"' in raw)
+    target = lines[first_event + 4]
+    edited = target.replace(b'"outcome":"ok"', b'"outcome":"no"', 1)
+    assert edited != target
+    with pytest.raises(LogVerificationError) as caught:
+        verify_export(
+            lines[: first_event + 4] + [edited] + lines[first_event + 5 :], key=_key(vault)
+        )
+    assert caught.value.index == 4 and "field was edited" in str(caught.value)
+
+    dropped = lines[: first_event + 7] + lines[first_event + 8 :]
+    with pytest.raises(LogVerificationError) as caught:
+        verify_export(dropped, key=_key(vault))
+    assert caught.value.index == 7
+
+    # the log as it was at the saved checkpoint, cut short: truncation is reported
+    with vault.ctx() as ctx:
+        later = auditlog.sign(ctx.session, vault.keys).note
+    with pytest.raises(LogVerificationError, match="truncated"):
+        verify_export(io.BytesIO(data), key=_key(vault), saved_checkpoint=_grow_and_sign(vault))
+    assert later
+
+
+def _grow_and_sign(vault: Vault) -> str:
+    _fill(vault, 1)
+    with vault.ctx() as ctx:
+        return auditlog.sign(ctx.session, vault.keys).note
+
+
+def test_a_client_view_verifies_with_inclusion_proofs(vault: Vault) -> None:
+    _fill(vault, 5, "Acme")
+    _fill(vault, 5, "Globex")
+    with vault.ctx() as ctx:
+        acme = clients.get_client(ctx, "Acme").id
+    data = _export(vault, client_id=acme)
+    report = verify_export(io.BytesIO(data), key=_key(vault))
+    assert report.view == "filtered" and report.events == 6  # client.add + 5 secrets
+    edited = data.replace(b'"title":"s', b'"title":"S', 1)
+    assert edited != data
+    with pytest.raises(LogVerificationError):
+        verify_export(io.BytesIO(edited), key=_key(vault))
+
+
+def test_another_key_is_caught_when_the_key_is_pinned(vault: Vault) -> None:
+    from vault.log.note import Signer, generate_signer
+
+    _fill(vault, 3)
+    data = _export(vault)
+    with vault.store.session() as s:
+        origin = auditlog.head(s).origin
+    forger = Signer.parse(generate_signer(origin)[0])
+    lines = data.splitlines(keepends=True)
+    import orjson
+
+    from vault.log.note import Checkpoint, sign_checkpoint
+
+    forged = []
+    for raw in lines:
+        obj = orjson.loads(raw)
+        if obj["type"] == "checkpoint":
+            cp = verify_checkpoint(obj["note"], _key(vault))
+            obj["note"] = sign_checkpoint(Checkpoint(cp.origin, cp.size, cp.root), forger)
+            raw = orjson.dumps(obj) + b"\n"
+        elif obj["type"] == "header":
+            obj["log_key"] = forger.verifier.key_string()
+            raw = orjson.dumps(obj) + b"\n"
+        forged.append(raw)
+    assert verify_export(forged).key_pinned is False  # unpinned, the forgery cannot be told
+    with pytest.raises(LogVerificationError, match="checkpoint does not verify"):
+        verify_export(forged, key=_key(vault))
+
+
+# --- concurrency: several processes append at once ---------------------------------------------
+
+
+def _writer(settings: Settings, worker: int, rounds: int) -> int:
+    from vault.store import Store
+
+    store = Store.open(settings)
+    committed = 0
+    try:
+        for i in range(rounds):
+            try:
+                with store.context(f"operator:w{worker}") as ctx:
+                    for k in range(1 + i % 3):
+                        audit.record(ctx, "test.append", worker=worker, round=i, k=k)
+                    if i % 7 == 3:
+                        raise RuntimeError("rolled back on purpose")
+                committed += 1 + i % 3
+            except RuntimeError:
+                pass
+    finally:
+        store.engine.dispose()
+    return committed
+
+
+def test_concurrent_writers_in_several_processes_make_one_gapless_log(vault: Vault) -> None:
+    before = len(_leaf_hashes(vault))
+    workers, rounds = 4, 40
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        counts = pool.starmap(_writer, [(vault.settings, w, rounds) for w in range(workers)])
+    with vault.store.session() as s:
+        rows = s.execute(
+            select(
+                AuditEvent.seq, AuditEvent.leaf_hash, AuditEvent.detail, AuditEvent.action
+            ).order_by(AuditEvent.seq)
+        ).all()
+        size = auditlog.head(s).size
+        root = auditlog.head(s).root
+    appended = [r for r in rows if r.action == "test.append"]
+    assert len(appended) == sum(counts)  # nothing lost, nothing from rolled-back rounds
+    assert [r.seq for r in rows] == list(range(len(rows))) and size == len(rows)  # no gaps
+    assert size == before + sum(counts)
+    assert root == merkle.root_from_leaf_hashes(r.leaf_hash for r in rows)  # one tree, no fork
+    per_worker: dict[int, list[tuple[int, int]]] = {}
+    for r in appended:
+        per_worker.setdefault(r.detail["worker"], []).append((r.detail["round"], r.detail["k"]))
+    for got in per_worker.values():
+        assert got == sorted(got)  # each writer's events in its own commit order
+    assert not any(r.detail["round"] % 7 == 3 for r in appended)
+
+
+def test_upgrade_backfills_existing_events_into_the_log(database_url: str) -> None:
+    from alembic import command
+
+    from vault.db import engine as db
+
+    engine = db.make_engine(database_url, create_dirs=True)
+    try:
+        command.upgrade(db._alembic_config(engine), "0003")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO vault_meta (id, vault_id, created_at, seal_mode, kdf, "
+                    "sealed_root) VALUES (1, 'v-1', '2026-01-01 00:00:00+00:00', 'passphrase', "
+                    "'{}', :b)"
+                ),
+                {"b": b"x"},
+            )
+            for i in range(40):
+                conn.execute(
+                    text(
+                        "INSERT INTO audit_events (at, actor, action, outcome, detail) VALUES "
+                        "(:at, 'operator:old', 'old.event', 'ok', :d)"
+                    ),
+                    {"at": f"2026-01-01 00:00:{i:02d}.000001+00:00", "d": f'{{"n": {i}}}'},
+                )
+        command.upgrade(db._alembic_config(engine), "head")
+        from sqlalchemy.orm import Session
+
+        with Session(engine) as s:
+            rows = s.execute(select(AuditEvent).order_by(AuditEvent.seq)).scalars().all()
+            assert [r.detail["n"] for r in rows] == list(range(40))
+            assert [r.seq for r in rows] == list(range(40))
+            now = auditlog.head(s)
+            assert now.size == 40 and now.origin == "custody.vault/v-1"
+            assert now.root == merkle.root_from_leaf_hashes(r.leaf_hash for r in rows)
+            assert s.scalar(select(LogCheckpoint.size)) is None
+            assert set(s.scalars(select(LogNode.level))) == {4}
+    finally:
+        engine.dispose()
