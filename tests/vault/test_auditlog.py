@@ -385,3 +385,24 @@ def test_upgrade_backfills_existing_events_into_the_log(database_url: str) -> No
             assert set(s.scalars(select(LogNode.level))) == {4}
     finally:
         engine.dispose()
+
+
+def test_parallel_file_verification_agrees_with_sequential(
+    vault: Vault, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vault.log import verify
+
+    _fill(vault, 150)
+    path = tmp_path / "log.jsonl"
+    path.write_bytes(_export(vault))
+    monkeypatch.setattr(verify, "PARALLEL_THRESHOLD", 0)
+    one = verify.verify_export_file(path, key=_key(vault), jobs=1)
+    two = verify.verify_export_file(path, key=_key(vault), jobs=2)
+    assert (one.events, one.root, one.checkpoints) == (two.events, two.root, two.checkpoints)
+    lines = path.read_bytes().splitlines(keepends=True)
+    at = next(i for i, raw in enumerate(lines) if b'"index":120,' in raw)
+    lines[at] = lines[at].replace(b'"outcome":"ok"', b'"outcome":"ko"')
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(LogVerificationError) as caught:
+        verify.verify_export_file(path, key=_key(vault), jobs=2)
+    assert caught.value.index == 120

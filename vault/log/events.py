@@ -21,6 +21,7 @@ place in the log without changing the tree.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -179,3 +180,17 @@ def decode(data: bytes) -> dict[str, Any]:
     if encode(checked) != data:
         raise EventEncodingError("leaf is not in canonical form")
     return checked
+
+
+def export_line(leaf: bytes, index: int, proof: list[bytes] | None = None) -> bytes:
+    """One event line of a JSON Lines export (docs/audit-log.md, "Export"), without newline.
+
+    The ``event`` member is written as the leaf bytes themselves - canonical JSON is JSON - so
+    the fields a reader sees are exactly the bytes that were hashed, and a verifier can check an
+    intact line without re-serialising it."""
+    parts = [b'{"type":"event","index":', str(index).encode(), b',"event":', leaf]
+    if proof is not None:
+        hashes = [base64.b64encode(h).decode("ascii") for h in proof]
+        parts += [b',"proof":', orjson.dumps(hashes)]
+    parts += [b',"leaf":"', base64.b64encode(leaf), b'"}']
+    return b"".join(parts)

@@ -34,7 +34,7 @@ from vault.errors import Forbidden, InvalidInput, NotFound, Sealed
 from vault.keys import KeyRing
 from vault.log import merkle
 from vault.log.errors import LogError, ProofError
-from vault.log.events import encode, event_object, format_time, json_value
+from vault.log.events import encode, event_object, export_line, format_time, json_value
 from vault.log.events import leaf_bytes as encode_leaf
 from vault.log.note import Checkpoint, sign_checkpoint
 from vault.services import OPERATOR, Context, Principal
@@ -524,10 +524,8 @@ def export_jsonl(
             inclusion_proofs(ctx.session, [e.index for e in batch], cut.size) if not whole else None
         )
         for i, entry in enumerate(batch):
-            item = entry.as_dict()
-            if proofs is not None:
-                item["proof"] = [base64.b64encode(h).decode("ascii") for h in proofs[i]]
-            write(orjson.dumps({"type": "event", **item}) + b"\n")
+            proof = proofs[i] if proofs is not None else None
+            write(export_line(entry.leaf, entry.index, proof) + b"\n")
         count += len(batch)
         if progress is not None:
             progress(len(batch))
