@@ -19,13 +19,25 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import secrets
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, TypeVar, cast
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Engine,
+    Select,
+    Table,
+    and_,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -68,18 +80,76 @@ _EVENT_COLUMNS = (
 # --- appending ---------------------------------------------------------------------------------
 
 
+#: benchmarks only (bench/bench_log_append.py): store events as a plain table - no leaf
+#: index from the head, no hashing - to measure what the log costs the check-out path
+PLAIN_TABLE_FOR_BENCHMARKS = False
+
+
+_EVENTS = cast(Table, AuditEvent.__table__)
+_STATE = cast(Table, LogState.__table__)
+_NODES = cast(Table, LogNode.__table__)
+#: the log head this process last wrote, per engine: lets an append skip reading the head.
+#: Only a hint - the UPDATE that uses it is conditional on the stored head being exactly this
+#: (the whole compact range, not just the size, so a rolled-back append cannot fool it).
+_last_head: weakref.WeakKeyDictionary[Engine, bytes] = weakref.WeakKeyDictionary()
+
+
 def append(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
-    """Append ``events`` (audit columns) as the next leaves; returns the new tree size."""
+    """Append ``events`` (audit columns) as the next leaves; returns the new tree size.
+
+    One statement moves the head in the common case: an UPDATE conditional on the head being
+    the one this process last wrote. If another process (or a rolled-back transaction) moved
+    it, the head is read under a row lock (SELECT ... FOR UPDATE) and the leaves are made again
+    from there. Either way the head row is locked until commit, so concurrent appends queue.
+    """
     if not events:
         return -1
-    head = session.execute(
-        select(LogState.size, LogState.compact).where(LogState.id == 1).with_for_update()
-    ).first()
-    if head is None:
-        raise LogError("this vault has no transparency log head (run `custody db upgrade`)")
-    compact = merkle.CompactRange.from_bytes(head.compact)
-    if compact.size != head.size:
-        raise LogError("the log head is inconsistent (size and compact range disagree)")
+    if PLAIN_TABLE_FOR_BENCHMARKS:
+        session.execute(
+            insert(_EVENTS),
+            [{**e, "seq": -secrets.randbits(62) - 1, "leaf_hash": b""} for e in events],
+        )
+        return -1
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    cached = _last_head.get(engine)
+    if cached is not None:
+        compact = merkle.CompactRange.from_bytes(cached)
+        rows, nodes = _make_leaves(compact, events)
+        new = compact.to_bytes()
+        moved = session.execute(
+            update(_STATE)
+            .where(_STATE.c.id == 1, _STATE.c.compact == cached)
+            .values(size=compact.size, compact=new)
+        )
+        if cast(CursorResult[Any], moved).rowcount != 1:
+            cached = None
+    if cached is None:
+        head_row = session.execute(
+            select(_STATE.c.size, _STATE.c.compact).where(_STATE.c.id == 1).with_for_update()
+        ).first()
+        if head_row is None:
+            raise LogError("this vault has no transparency log head (run `custody db upgrade`)")
+        compact = merkle.CompactRange.from_bytes(head_row.compact)
+        if compact.size != head_row.size:
+            raise LogError("the log head is inconsistent (size and compact range disagree)")
+        rows, nodes = _make_leaves(compact, events)
+        new = compact.to_bytes()
+        session.execute(
+            update(_STATE).where(_STATE.c.id == 1).values(size=compact.size, compact=new)
+        )
+    session.execute(insert(_EVENTS), rows)
+    if nodes:
+        session.execute(insert(_NODES), nodes)
+    _last_head[engine] = new
+    return compact.size
+
+
+def _make_leaves(
+    compact: merkle.CompactRange, events: Sequence[Mapping[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Give ``events`` the next leaf indexes, hash them into ``compact``; return the event rows
+    and the subtree rows to store."""
     nodes: list[dict[str, Any]] = []
 
     def keep(level: int, idx: int, digest: bytes) -> None:
@@ -95,15 +165,7 @@ def append(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
         row["seq"] = seq
         row["leaf_hash"] = digest
         rows.append(row)
-    session.execute(insert(AuditEvent), rows)
-    if nodes:
-        session.execute(insert(LogNode), nodes)
-    session.execute(
-        update(LogState)
-        .where(LogState.id == 1)
-        .values(size=compact.size, compact=compact.to_bytes())
-    )
-    return compact.size
+    return rows, nodes
 
 
 # --- head, key, checkpoints ------------------------------------------------------------------
