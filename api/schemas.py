@@ -342,3 +342,27 @@ class InventoryPublic(BaseModel):
 
 class Report(BaseModel):
     items: list[dict[str, Any]]
+
+
+class FindingRecord(BaseModel):
+    kind: str
+    id: str | None
+    name: str | None
+
+
+class Finding(BaseModel):
+    code: str
+    severity: str
+    title: str
+    fix: str
+    record: FindingRecord | None
+
+
+class ReadinessReport(BaseModel):
+    client: dict[str, str]
+    score: int
+    grade: str
+    counts: dict[str, int]
+    findings: list[Finding]
+    skipped: list[str]
+    computed_at: datetime

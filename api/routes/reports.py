@@ -1,12 +1,12 @@
-"""Reports: what a departing consultant saw and nobody has rotated since."""
+"""Reports: what a departing consultant saw and nobody has rotated since; takeover readiness."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from api.deps import CallerDep
-from api.schemas import Report
-from vault.services import checkout
+from api.schemas import ReadinessReport, Report
+from vault.services import checkout, readiness
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -28,3 +28,10 @@ def offboarding(username: str, caller: CallerDep) -> dict[str, object]:
                 for s, r in rows
             ]
         }
+
+
+@router.get("/readiness/{client}", response_model=ReadinessReport)
+def takeover_readiness(client: str, caller: CallerDep) -> dict[str, object]:
+    """How ready the client is to take over without us: a score and the findings behind it."""
+    with caller.transaction() as ctx:
+        return readiness.readiness(ctx, client).as_dict()

@@ -257,4 +257,36 @@ def report_offboarding(username: str, as_json: bool) -> None:
         )
 
 
+@report_group.command("readiness")
+@click.argument("client")
+@json_option
+def report_readiness(client: str, as_json: bool) -> None:
+    """How ready CLIENT is to take over without us: a score and what to fix."""
+    server = remote()
+    if server is not None:
+        report = server.call("GET", f"/reports/readiness/{server.client_id(client)}")
+    else:
+        from vault.services import readiness
+
+        with local_context(unsealed=True) as ctx:
+            report = readiness.readiness(ctx, client).as_dict()
+    if as_json:
+        print_json(report)
+        return
+    click.echo(
+        f"{report['client']['name']}: takeover readiness {report['score']}/100 "
+        f"(grade {report['grade']})"
+    )
+    for note in report["skipped"]:
+        click.echo(f"not checked: {note}")
+    if not report["findings"]:
+        click.echo("no findings")
+        return
+    print_table(
+        ["severity", "finding", "fix"],
+        [(f["severity"], f["title"], f["fix"]) for f in report["findings"]],
+        title="Findings, most urgent first",
+    )
+
+
 COMMANDS = [user_group, grant_group, report_group]

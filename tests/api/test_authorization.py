@@ -77,6 +77,7 @@ ACCESS: dict[tuple[str, str], set[str]] = {
         )
     },
     ("GET", "/reports/offboarding/{username}"): ADMIN,
+    ("GET", "/reports/readiness/{client}"): {"admin", "cons_a", "client_a", "auditor"},
 }
 # Callers whose role is allowed the route but who are outside client A: they must get 404.
 OUT_OF_SCOPE = {"cons_none": "consultant", "client_b": "client"}

@@ -266,3 +266,14 @@ def test_recover_progress_is_quiet_without_terminal(
     db = cli_env["CUSTODY_DATABASE_URL"]
     result = ok(initialized("recover", "--db", db, "--identity", str(identity), "--client", "Acme"))
     assert "hunter2" in result.out and result.err == ""
+
+
+def test_report_readiness(initialized: Run) -> None:
+    ok(initialized("client", "add", "Acme"))
+    ok(initialized("vendor", "add", "Acme", "Gandi", "--owner", "consultancy"))
+    out = ok(initialized("report", "readiness", "Acme")).out
+    assert "takeover readiness" in out and "registered to the consultancy" in out
+    data = json.loads(ok(initialized("report", "readiness", "Acme", "--json")).out)
+    codes = {f["code"] for f in data["findings"]}
+    assert {"no-escrow-recipient", "owned-by-consultancy"} <= codes and data["score"] < 100
+    one_line_error(initialized("report", "readiness", "Nobody"), "Nobody")
