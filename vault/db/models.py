@@ -114,6 +114,13 @@ class Client(Base):
     # HMAC of (client id, wrapped_key) under a root-key subkey: age files are not signed, so
     # without it anyone able to write the database could plant a key file of their own.
     key_mac: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Client-triggered takeover: the notice the consultancy gets (days; 0 allowed), and the
+    # takeover's course. Once ``owned_at`` is set the client's contacts manage its access.
+    notice_days: Mapped[int] = mapped_column(Integer, default=7, server_default="7")
+    takeover_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    takeover_requested_by: Mapped[str | None] = mapped_column(String(200))
+    takeover_effective_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    owned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     recipients: Mapped[list[Recipient]] = relationship(
         back_populates="client", cascade="all, delete-orphan", order_by="Recipient.added_at"
@@ -382,6 +389,9 @@ class Grant(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(200))
+    # Made by the client's own contacts (after a takeover): survives the takeover's end of
+    # the consultancy's grants.
+    by_client: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
 
 class ApiToken(Base):
@@ -433,3 +443,48 @@ class Reveal(Base):
     version: Mapped[int] = mapped_column(Integer)
     first_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+# --- escrow drops and notices -----------------------------------------------------------------
+
+DESTINATION_KINDS = ("directory", "https")
+
+
+class EscrowDestination(Base):
+    """Where a client's export is delivered on a schedule: a directory or an HTTPS endpoint."""
+
+    __tablename__ = "escrow_destinations"
+    __table_args__ = (CheckConstraint(f"kind IN {DESTINATION_KINDS!r}", name="kind"),)
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(Text)  # a directory path or an https:// URL
+    method: Mapped[str | None] = mapped_column(String(8))  # PUT or POST (https)
+    # The client's bearer token for its endpoint, sealed under the client key.
+    token_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    label: Mapped[str | None] = mapped_column(String(200))
+    every_hours: Mapped[int] = mapped_column(Integer, default=24)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    overdue_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Notice(Base):
+    """Something the consultancy's admins must see (a client started a takeover, a drop is
+    overdue); kept until acknowledged."""
+
+    __tablename__ = "notices"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    client_id: Mapped[str | None] = mapped_column(
+        ForeignKey("clients.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
