@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from api.routes import auth, clients, inventory, leases, reports, secrets, system, users
+from api.routes import auth, clients, inventory, leases, reports, secrets, system, takeover, users
 from api.state import ServerState
 from vault import __version__
 
@@ -60,6 +60,8 @@ def create_app(state: ServerState, *, sweep_leases: bool = True) -> FastAPI:
     for router in inventory.routers:
         app.include_router(router)
     app.include_router(reports.router)
+    app.include_router(takeover.router)
+    app.include_router(takeover.notices_router)
     if not state.require_totp:
         log.warning(
             "TOTP IS OFF (CUSTODY_INSECURE_NO_TOTP=1): local development only - "
@@ -76,7 +78,7 @@ async def _sweep_leases(state: ServerState) -> None:
     """End expired leases now and then (exclusive holds already lapse at their expiry)."""
     from starlette.concurrency import run_in_threadpool
 
-    from vault.services import Principal, checkout
+    from vault.services import Principal, checkout, takeover
 
     sweeper = Principal(name="system:lease-sweeper", role="system")
     while True:
@@ -87,7 +89,7 @@ async def _sweep_leases(state: ServerState) -> None:
 
             def sweep() -> int:
                 with state.store.context(sweeper, state.keys) as ctx:
-                    return checkout.expire_leases(ctx)
+                    return checkout.expire_leases(ctx) + takeover.complete_due(ctx)
 
             await run_in_threadpool(sweep)
         except Exception:  # noqa: BLE001 - keep sweeping; say what went wrong

@@ -78,6 +78,12 @@ ACCESS: dict[tuple[str, str], set[str]] = {
     },
     ("GET", "/reports/offboarding/{username}"): ADMIN,
     ("GET", "/reports/readiness/{client}"): {"admin", "cons_a", "client_a", "auditor"},
+    ("GET", "/clients/{client}/takeover"): {"admin", "cons_a", "client_a", "auditor"},
+    ("POST", "/clients/{client}/takeover"): ADMIN,  # a client contact also needs a TOTP code
+    ("DELETE", "/clients/{client}/takeover"): {"client_a"},  # only the client calls it off
+    ("PUT", "/clients/{client}/takeover/notice"): ADMIN,
+    ("GET", "/notices"): ADMIN,
+    ("POST", "/notices/{notice_id}/ack"): ADMIN,
 }
 # Callers whose role is allowed the route but who are outside client A: they must get 404.
 OUT_OF_SCOPE = {"cons_none": "consultant", "client_b": "client"}
@@ -140,6 +146,18 @@ def _prepare(cast: Cast, method: str, path: str, actor: str) -> tuple[dict[str, 
             ).id
         if method == "DELETE" and path.startswith("/grants"):
             users.grant(ctx, "victim", "Acme")
+        if method == "DELETE" and path.endswith("/takeover"):
+            from vault.services import takeover
+
+            if takeover.status(ctx, "Acme").state == "managed":
+                takeover.start(ctx, "Acme")
+        if "{notice_id}" in path:
+            from vault.db.models import Notice
+
+            notice = Notice(client_id=ids["client_a"], kind="test", message="matrix")
+            ctx.session.add(notice)
+            ctx.session.flush()
+            params["notice_id"] = notice.id
     if path.endswith("/totp"):
         params["secret"] = ids["totp_a"]
     bodies: dict[tuple[str, str], Callable[[], Any]] = {
@@ -163,6 +181,8 @@ def _prepare(cast: Cast, method: str, path: str, actor: str) -> tuple[dict[str, 
             "name": "Gandi",
         },
         ("POST", "/leases/{lease_id}/checkin"): lambda: {},
+        ("POST", "/clients/{client}/takeover"): lambda: {},
+        ("PUT", "/clients/{client}/takeover/notice"): lambda: {"notice_days": 3},
     }
     for kind in ("vendor", "domain", "asset"):
         bodies[("POST", f"/clients/{{client}}/{kind}s")] = lambda: {"name": _fresh("I")}

@@ -277,3 +277,17 @@ def test_report_readiness(initialized: Run) -> None:
     codes = {f["code"] for f in data["findings"]}
     assert {"no-escrow-recipient", "owned-by-consultancy"} <= codes and data["score"] < 100
     one_line_error(initialized("report", "readiness", "Nobody"), "Nobody")
+
+
+def test_takeover_hand_over_and_notices(initialized: Run) -> None:
+    ok(initialized("client", "add", "Acme"))
+    ok(initialized("takeover", "notice", "Acme", "0"))
+    out = ok(initialized("takeover", "start", "Acme", "--yes")).out
+    assert "owned-by-client" in out
+    status = json.loads(ok(initialized("takeover", "status", "Acme", "--json")).out)
+    assert status["state"] == "owned-by-client" and status["owned_at"]
+    notices = json.loads(ok(initialized("notice", "list", "--json")).out)
+    assert any("now owns its records" in n["message"] for n in notices)
+    ok(initialized("notice", "ack", notices[0]["id"]))
+    one_line_error(initialized("takeover", "start", "Acme", "--yes"), "already owns")
+    one_line_error(initialized("takeover", "cancel", "Acme"), "only the client")

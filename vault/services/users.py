@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 
 from vault.crypto.fields import FieldLocation
 from vault.db.models import ROLES, ApiToken, Client, Grant, User, utcnow
-from vault.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from vault.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from vault.services import Context, Principal, audit
 from vault.services.validation import clean_name, name_key, optional_text
 
@@ -63,8 +63,14 @@ def create_user(
     client_name: str | None = None,
     display_name: str | None = None,
 ) -> User:
-    ctx.require("admin")
     username = clean_name(username, "username")
+    if ctx.principal.role == "client":
+        # After a takeover, a client's contacts add more contacts of their own client.
+        if role != "client":
+            raise Forbidden("a client contact may add client contacts only", field="role")
+        _require_client_owner(ctx, client_name)
+    else:
+        ctx.require("admin")
     if role not in ROLES:
         raise InvalidInput(f"role must be one of: {', '.join(ROLES)}", field="role")
     if ctx.session.scalars(select(User.id).where(User.username_key == name_key(username))).first():
@@ -163,7 +169,11 @@ def grant(
     """Give a consultant a client (until ``expires_at``), or scope an auditor to it."""
     from vault.services.clients import get_client
 
-    ctx.require("admin")
+    by_client = ctx.principal.role == "client"
+    if by_client:
+        _require_client_owner(ctx, client_name)
+    else:
+        ctx.require("admin")
     user = get_user(ctx, username)
     if user.role not in ("consultant", "auditor"):
         raise InvalidInput("grants are for consultants and auditors", field="username")
@@ -177,6 +187,7 @@ def grant(
         row = Grant(user_id=user.id, client_id=client.id, created_by=ctx.actor)
         ctx.session.add(row)
     row.expires_at = expires_at
+    row.by_client = by_client
     ctx.session.flush()
     audit.record(
         ctx,
@@ -193,7 +204,10 @@ def grant(
 def revoke_grant(ctx: Context, username: str, client_name: str) -> None:
     from vault.services.clients import get_client
 
-    ctx.require("admin")
+    if ctx.principal.role == "client":
+        _require_client_owner(ctx, client_name)
+    else:
+        ctx.require("admin")
     user = get_user(ctx, username)
     client = get_client(ctx, client_name)
     row = ctx.session.scalars(
@@ -210,6 +224,20 @@ def revoke_grant(ctx: Context, username: str, client_name: str) -> None:
         subject_id=user.id,
         username=user.username,
     )
+
+
+def _require_client_owner(ctx: Context, client_name: str | None) -> None:
+    """A client contact may manage access to its own client once the client owns its records
+    (after a completed takeover)."""
+    from vault.services.clients import get_client
+
+    if not client_name:
+        raise InvalidInput("name the client", field="client")
+    client = get_client(ctx, client_name)  # another client: not found
+    if client.owned_at is None:
+        raise Forbidden(
+            "the client's contacts manage access only after a takeover has completed"
+        )
 
 
 def list_grants(ctx: Context, username: str | None = None) -> list[tuple[Grant, User, Client]]:
