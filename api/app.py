@@ -12,7 +12,18 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from api.routes import auth, clients, inventory, leases, reports, secrets, system, takeover, users
+from api.routes import (
+    auth,
+    clients,
+    escrow,
+    inventory,
+    leases,
+    reports,
+    secrets,
+    system,
+    takeover,
+    users,
+)
 from api.state import ServerState
 from vault import __version__
 
@@ -61,6 +72,7 @@ def create_app(state: ServerState, *, sweep_leases: bool = True) -> FastAPI:
         app.include_router(router)
     app.include_router(reports.router)
     app.include_router(takeover.router)
+    app.include_router(escrow.router)
     app.include_router(takeover.notices_router)
     if not state.require_totp:
         log.warning(
@@ -78,7 +90,7 @@ async def _sweep_leases(state: ServerState) -> None:
     """End expired leases now and then (exclusive holds already lapse at their expiry)."""
     from starlette.concurrency import run_in_threadpool
 
-    from vault.services import Principal, checkout, takeover
+    from vault.services import Principal, checkout, escrow, takeover
 
     sweeper = Principal(name="system:lease-sweeper", role="system")
     while True:
@@ -89,7 +101,10 @@ async def _sweep_leases(state: ServerState) -> None:
 
             def sweep() -> int:
                 with state.store.context(sweeper, state.keys) as ctx:
-                    return checkout.expire_leases(ctx) + takeover.complete_due(ctx)
+                    done = checkout.expire_leases(ctx) + takeover.complete_due(ctx)
+                if state.keys is not None:  # due escrow drops, each recorded on its own
+                    done += len(escrow.run_due(state.store, state.keys))
+                return done
 
             await run_in_threadpool(sweep)
         except Exception:  # noqa: BLE001 - keep sweeping; say what went wrong

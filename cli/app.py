@@ -11,7 +11,16 @@ import os
 
 import click
 
-from cli.commands import access, clients, inventory, ownership, secrets, session, system
+from cli.commands import (
+    access,
+    clients,
+    escrow,
+    inventory,
+    ownership,
+    secrets,
+    session,
+    system,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -32,7 +41,7 @@ def cli(server: str | None) -> None:
     """
 
 
-for module in (system, session, access, clients, secrets, inventory, ownership):
+for module in (system, session, access, clients, secrets, inventory, ownership, escrow):
     for command in module.COMMANDS:
         cli.add_command(command)
 

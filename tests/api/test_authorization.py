@@ -83,6 +83,10 @@ ACCESS: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/clients/{client}/takeover"): {"client_a"},  # only the client calls it off
     ("PUT", "/clients/{client}/takeover/notice"): ADMIN,
     ("GET", "/notices"): ADMIN,
+    ("GET", "/clients/{client}/escrow"): {"admin", "cons_a", "client_a", "auditor"},
+    ("POST", "/clients/{client}/escrow"): {"admin", "client_a"},
+    ("DELETE", "/clients/{client}/escrow/{destination_id}"): {"admin", "client_a"},
+    ("POST", "/clients/{client}/escrow/run"): {"admin", "client_a"},
     ("POST", "/notices/{notice_id}/ack"): ADMIN,
 }
 # Callers whose role is allowed the route but who are outside client A: they must get 404.
@@ -151,6 +155,12 @@ def _prepare(cast: Cast, method: str, path: str, actor: str) -> tuple[dict[str, 
 
             if takeover.status(ctx, "Acme").state == "managed":
                 takeover.start(ctx, "Acme")
+        if "{destination_id}" in path:
+            from vault.services import escrow
+
+            params["destination_id"] = escrow.add_destination(
+                ctx, "Acme", url="https://drop.example/matrix"
+            ).id
         if "{notice_id}" in path:
             from vault.db.models import Notice
 
@@ -182,6 +192,7 @@ def _prepare(cast: Cast, method: str, path: str, actor: str) -> tuple[dict[str, 
         },
         ("POST", "/leases/{lease_id}/checkin"): lambda: {},
         ("POST", "/clients/{client}/takeover"): lambda: {},
+        ("POST", "/clients/{client}/escrow"): lambda: {"url": "https://drop.example/x"},
         ("PUT", "/clients/{client}/takeover/notice"): lambda: {"notice_days": 3},
     }
     for kind in ("vendor", "domain", "asset"):

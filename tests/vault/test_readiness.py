@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -11,7 +12,16 @@ from tests.conftest import Vault
 from vault.crypto import age
 from vault.db.models import User, utcnow
 from vault.errors import NotFound
-from vault.services import Principal, checkout, clients, inventory, readiness, secrets, users
+from vault.services import (
+    Principal,
+    checkout,
+    clients,
+    escrow,
+    inventory,
+    readiness,
+    secrets,
+    users,
+)
 
 PW = "a long enough password"
 STRONG = "Xk9#vQ2!mZ7$wR4@pL8&"
@@ -29,7 +39,7 @@ def _report(vault: Vault, keys: bool = True, today: date | None = None) -> readi
         return readiness.readiness(ctx, "Acme", today=today)
 
 
-def test_a_clean_client_scores_100(vault: Vault) -> None:
+def test_a_clean_client_scores_100(vault: Vault, tmp_path: Path) -> None:
     with vault.ctx() as ctx:
         clients.add_client(ctx, "Acme", recipients=[str(age.X25519Identity.generate().recipient)])
         inventory.add_record(
@@ -37,6 +47,7 @@ def test_a_clean_client_scores_100(vault: Vault) -> None:
         )
         secrets.add_secret(ctx, "Acme", title="Gandi login", value=STRONG)
         inventory.link_secret(ctx, "Acme", "Gandi login", "vendor", "Gandi")
+        escrow.add_destination(ctx, "Acme", directory=str(tmp_path))
     report = _report(vault)
     assert report.findings == [] and report.score == 100 and report.grade == "A"
 
@@ -96,6 +107,7 @@ def test_every_check_finds_its_problem(vault: Vault, monkeypatch: pytest.MonkeyP
     report = _report(vault)
     found = _codes(report)
     assert found["no-escrow-recipient"] == ["Acme"]
+    assert found["no-escrow-drop"] == ["Acme"]
     assert found["owned-by-consultancy"] == ["Gandi"]
     assert found["owner-unknown"] == ["Core switch"]
     assert found["domain-expiring"] == ["acme.example"]

@@ -158,11 +158,47 @@ def readiness(ctx: Context, client_name: str, *, today: date | None = None) -> R
 
 
 def _escrow(ctx: Context, client: Client) -> list[Finding]:
+    from vault.db.models import EscrowDestination
+    from vault.services.escrow import is_overdue
+
+    out = []
+    now = utcnow()
+    destinations = list(
+        ctx.session.scalars(
+            select(EscrowDestination).where(EscrowDestination.client_id == client.id)
+        )
+    )
+    for row in destinations:
+        if row.overdue_since is not None or is_overdue(row, now):
+            when = row.last_success_at.strftime("%Y-%m-%d") if row.last_success_at else "never"
+            out.append(
+                Finding(
+                    "escrow-drop-overdue",
+                    "high",
+                    f"The escrow drop to {row.label or row.kind} is overdue (last success: {when})",
+                    "Check the destination (`custody escrow list`): its last error says why",
+                    "escrow_destination",
+                    row.id,
+                    row.label or row.kind,
+                )
+            )
+    if not destinations:
+        out.append(
+            Finding(
+                "no-escrow-drop",
+                "low",
+                "No scheduled escrow drop: the client has only the exports it asks for",
+                "Add a destination the client controls (`custody escrow add`)",
+                "client",
+                client.id,
+                client.name,
+            )
+        )
     count = ctx.session.scalar(
         select(Recipient.id).where(Recipient.client_id == client.id).limit(1)
     )
     if count is None:
-        return [
+        return out + [
             Finding(
                 "no-escrow-recipient",
                 "critical",
@@ -174,7 +210,7 @@ def _escrow(ctx: Context, client: Client) -> list[Finding]:
                 client.name,
             )
         ]
-    return []
+    return out
 
 
 def _owners(ctx: Context, client: Client) -> list[Finding]:
