@@ -24,6 +24,7 @@ from api.routes import (
     takeover,
     users,
 )
+from api.routes import log as log_routes
 from api.state import ServerState
 from vault import __version__
 
@@ -43,14 +44,22 @@ API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'no
 
 
 LEASE_SWEEP_SECONDS = 60.0
+#: how often the checkpointer asks whether a checkpoint is due
+CHECKPOINT_TICK_SECONDS = 1.0
 
 
-def create_app(state: ServerState, *, sweep_leases: bool = True) -> FastAPI:
+def create_app(
+    state: ServerState, *, sweep_leases: bool = True, checkpoints: bool = True
+) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_sweep_leases(state)) if sweep_leases else None
+        tasks = []
+        if sweep_leases:
+            tasks.append(asyncio.create_task(_sweep_leases(state)))
+        if checkpoints:
+            tasks.append(asyncio.create_task(_checkpointer(state)))
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
 
     app = FastAPI(
@@ -74,6 +83,7 @@ def create_app(state: ServerState, *, sweep_leases: bool = True) -> FastAPI:
     app.include_router(takeover.router)
     app.include_router(escrow.router)
     app.include_router(takeover.notices_router)
+    app.include_router(log_routes.router)
     if not state.require_totp:
         log.warning(
             "TOTP IS OFF (CUSTODY_INSECURE_NO_TOTP=1): local development only - "
@@ -109,6 +119,61 @@ async def _sweep_leases(state: ServerState) -> None:
             await run_in_threadpool(sweep)
         except Exception:  # noqa: BLE001 - keep sweeping; say what went wrong
             log.exception("lease sweep failed")
+
+
+async def _checkpointer(state: ServerState) -> None:
+    """Sign a log checkpoint when one is due: every CUSTODY_CHECKPOINT_EVENTS events, or after
+    CUSTODY_CHECKPOINT_SECONDS if the log grew at all - and once as soon as the vault is
+    unsealed (at start, or by POST /sys/unseal), so the latest events are covered at once.
+
+    Signing needs the unsealed log key, so nothing happens while sealed. With several worker
+    processes each runs one; signing is idempotent (the same size signs the same note)."""
+    from starlette.concurrency import run_in_threadpool
+
+    settings = state.store.settings
+    signed_for: object = None  # the key ring we last signed with: a new one means an unseal
+    while True:
+        keys = state.keys
+        if keys is not None:
+            try:
+                fresh = keys is not signed_for
+                await run_in_threadpool(
+                    _checkpoint_if_due,
+                    state,
+                    force=fresh,
+                    every_events=settings.checkpoint_events,
+                    every_seconds=settings.checkpoint_seconds,
+                )
+                signed_for = keys
+            except Exception:  # noqa: BLE001 - keep checkpointing; say what went wrong
+                log.exception("log checkpoint failed")
+        await asyncio.sleep(CHECKPOINT_TICK_SECONDS)
+
+
+def _checkpoint_if_due(
+    state: ServerState, *, force: bool, every_events: int, every_seconds: float
+) -> None:
+    from datetime import UTC, datetime
+
+    from vault.services import Principal, auditlog
+
+    keys = state.keys
+    if keys is None:
+        return
+    if not force:
+        # Asked on a read session first: on SQLite it takes no write lock, once a second.
+        with state.store.read_session() as session, session.begin():
+            due = auditlog.checkpoint_due(
+                session,
+                every_events=every_events,
+                every_seconds=every_seconds,
+                now=datetime.now(UTC),
+            )
+        if not due:
+            return
+    signer = Principal(name="system:checkpointer", role="system")
+    with state.store.context(signer, keys) as ctx:
+        auditlog.sign(ctx.session, ctx.keys)
 
 
 class SecurityHeaders:

@@ -14,6 +14,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault import errors
+from vault.log import errors as log_errors
+from vault.log.events import EventEncodingError
+from vault.log.verify import LogVerificationError
 
 # Most specific first: the first class an error is an instance of decides its status.
 STATUS: list[tuple[type[errors.CustodyError], int]] = [
@@ -29,6 +32,15 @@ STATUS: list[tuple[type[errors.CustodyError], int]] = [
     (errors.DecryptionError, 500),
     (errors.InvalidInput, 422),
     (errors.AgeError, 422),
+    # The transparency log: a proof asked for impossible sizes, or a note, event or export
+    # handed to the server does not check out - the request's fault.
+    (log_errors.ProofError, 422),
+    (log_errors.NoteError, 422),  # SignatureError (bad_signature) is one of these
+    (EventEncodingError, 422),
+    (LogVerificationError, 422),
+    # Any other log error means the server's own log is broken (its head is inconsistent, or
+    # it is smaller than its latest checkpoint): not something the caller can fix.
+    (log_errors.LogError, 500),
     (errors.CustodyError, 400),
 ]
 

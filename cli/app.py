@@ -2,7 +2,8 @@
 
 Each command imports the parts of ``vault`` it needs when it runs, so start-up stays fast.
 Every :class:`vault.errors.CustodyError` is caught once, in :func:`run`, and printed as one
-line with exit code 2.
+line with exit code 2; a :class:`cli.common.Finding` (a check that found something wrong, such
+as a tampered log) is printed the same way with exit code 1.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import click
 
 from cli.commands import (
     access,
+    audit,
     clients,
     escrow,
     inventory,
@@ -21,6 +23,7 @@ from cli.commands import (
     session,
     system,
 )
+from cli.common import Finding
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -41,7 +44,7 @@ def cli(server: str | None) -> None:
     """
 
 
-for module in (system, session, access, clients, secrets, inventory, ownership, escrow):
+for module in (system, session, access, clients, secrets, inventory, audit, ownership, escrow):
     for command in module.COMMANDS:
         cli.add_command(command)
 
@@ -59,6 +62,9 @@ def run(argv: list[str] | None = None) -> int:
         return 2
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except Finding as exc:
+        click.echo(f"custody: FAILED: {exc.message}", err=True)
+        return 1
     except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
         from vault.errors import CustodyError
 

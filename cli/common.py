@@ -24,6 +24,15 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+class Finding(Exception):  # noqa: N818 - what it is, not an error of the user's
+    """The command checked something and found it wrong (a log that does not verify): not a
+    usage error. :func:`cli.app.run` prints it as one ``custody: FAILED:`` line, exit code 1."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
 
@@ -161,8 +170,9 @@ def print_fields(pairs: Iterable[tuple[str, Any]]) -> None:
 
 
 @contextmanager
-def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr when it is a terminal (a no-op otherwise), fed (done, total)."""
+def progress_bar(label: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar on stderr when it is a terminal (a no-op otherwise), fed (done, total);
+    a total of None means not known yet."""
     if not sys.stderr.isatty():
         yield lambda _done, _total: None
         return
@@ -172,7 +182,7 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     with Progress(console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=None)
 
-        def update(done: int, total: int) -> None:
+        def update(done: int, total: int | None) -> None:
             bar.update(task, completed=done, total=total)
 
         yield update

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from vault.errors import CustodyError, Unauthenticated, error_class
 
@@ -89,41 +90,106 @@ class Remote:
         params: dict[str, Any] | None = None,
         auth: bool = True,
     ) -> Any:
+        """One request; the JSON answer (None for 204), or the server's error raised here."""
         import httpx
 
-        headers = {}
-        if auth:
-            if not self.token:
-                raise Unauthenticated(f"not signed in to {self.server}: run `custody login`")
-            headers["Authorization"] = f"Bearer {self.token}"
-        if params is not None:
-            params = {k: v for k, v in params.items() if v is not None}
         try:
             response = httpx.request(
                 method,
                 self.server + path,
                 json=json_body,
-                params=params,
-                headers=headers,
+                params=_params(params),
+                headers=self._headers(auth),
                 timeout=TIMEOUT_SECONDS,
             )
         except httpx.HTTPError as exc:
             raise CustodyError(f"cannot reach {self.server}: {type(exc).__name__}") from None
         if response.status_code == 204:
             return None
+        _raise_for(response)
         try:
-            body = response.json()
+            return response.json()
         except ValueError:
-            body = None
-        if response.status_code >= 400:
-            error = (body or {}).get("error") if isinstance(body, dict) else None
-            if not error:
-                raise CustodyError(f"the server answered {response.status_code}")
-            raise error_class(str(error.get("code")))(
-                str(error.get("message")), field=error.get("field")
+            return None
+
+    def text(self, path: str, *, params: dict[str, Any] | None = None) -> str:
+        """A GET whose answer is text (a signed note, say)."""
+        import httpx
+
+        try:
+            response = httpx.get(
+                self.server + path,
+                params=_params(params),
+                headers=self._headers(True),
+                timeout=TIMEOUT_SECONDS,
             )
-        return body
+        except httpx.HTTPError as exc:
+            raise CustodyError(f"cannot reach {self.server}: {type(exc).__name__}") from None
+        _raise_for(response)
+        return response.text
+
+    def download(
+        self,
+        path: str,
+        out: BinaryIO,
+        *,
+        params: dict[str, Any] | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> int:
+        """Stream a GET's body into ``out``; returns the bytes written. ``progress`` is told
+        (bytes so far, total bytes if the server said)."""
+        import httpx
+
+        written = 0
+        try:
+            with httpx.stream(
+                "GET",
+                self.server + path,
+                params=_params(params),
+                headers=self._headers(True),
+                timeout=TIMEOUT_SECONDS,
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    _raise_for(response)
+                length = response.headers.get("content-length")
+                total = int(length) if length and length.isdigit() else None
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+                    written += len(chunk)
+                    if progress is not None:
+                        progress(written, total)
+        except httpx.HTTPError as exc:
+            raise CustodyError(f"cannot reach {self.server}: {type(exc).__name__}") from None
+        return written
+
+    def _headers(self, auth: bool) -> dict[str, str]:
+        if not auth:
+            return {}
+        if not self.token:
+            raise Unauthenticated(f"not signed in to {self.server}: run `custody login`")
+        return {"Authorization": f"Bearer {self.token}"}
 
     def client_id(self, name: str) -> str:
         """The id of the client called ``name`` (the API addresses clients by id)."""
         return str(self.call("GET", "/clients", params={"name": name})[0]["id"])
+
+
+def _params(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    if params is None:
+        return None
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _raise_for(response: Any) -> None:
+    """Raise the server's error as the same typed Custody error (the root if unknown)."""
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        raise CustodyError(f"the server answered {response.status_code}")
+    raise error_class(str(error.get("code")))(str(error.get("message")), field=error.get("field"))

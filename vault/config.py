@@ -6,6 +6,10 @@
 ``CUSTODY_UNSEAL_FILE``   file holding the unseal passphrase, or shares one per line
 ``CUSTODY_UNSEAL_PASSPHRASE``  the unseal passphrase itself (for services; prefer the file)
 ``CUSTODY_ALLOW_WEAK_KDF``     "1" lets ``init`` use cheap Argon2id parameters (tests only)
+``CUSTODY_CHECKPOINT_EVENTS``  the server signs a log checkpoint once this many events arrived
+                               since the latest one (default 1000) ...
+``CUSTODY_CHECKPOINT_SECONDS`` ... or once the latest one is this old and the log has grown at
+                               all (default 60); docs/audit-log.md, "Checkpoints"
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from pathlib import Path
 
 DEFAULT_HOME = "custody-data"
 DATABASE_FILE = "custody.db"
+DEFAULT_CHECKPOINT_EVENTS = 1000
+DEFAULT_CHECKPOINT_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +31,8 @@ class Settings:
     unseal_file: Path | None
     unseal_passphrase_set: bool
     allow_weak_kdf: bool
+    checkpoint_events: int = DEFAULT_CHECKPOINT_EVENTS
+    checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS
 
     @property
     def is_sqlite(self) -> bool:
@@ -42,7 +50,30 @@ class Settings:
             unseal_file=Path(unseal_file) if unseal_file else None,
             unseal_passphrase_set=bool(env.get("CUSTODY_UNSEAL_PASSPHRASE")),
             allow_weak_kdf=env.get("CUSTODY_ALLOW_WEAK_KDF") == "1",
+            checkpoint_events=int(
+                _positive(env, "CUSTODY_CHECKPOINT_EVENTS", DEFAULT_CHECKPOINT_EVENTS, whole=True)
+            ),
+            checkpoint_seconds=_positive(
+                env, "CUSTODY_CHECKPOINT_SECONDS", DEFAULT_CHECKPOINT_SECONDS, whole=False
+            ),
         )
+
+
+def _positive(env: dict[str, str], name: str, default: float, *, whole: bool) -> float:
+    """A positive number from ``env[name]`` (a whole number if ``whole``), else ``default``."""
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        value = 0
+    if not value > 0 or value == float("inf"):
+        from vault.errors import InvalidInput
+
+        kind = "a whole number" if whole else "a number"
+        raise InvalidInput(f"{name} must be {kind} above zero", field=name)
+    return value
 
 
 def sqlite_url(path: Path) -> str:

@@ -41,7 +41,8 @@ def api(state: ServerState) -> Iterator[TestClient]:
                 f"{response.status_code} {response.text[:200]}"
             )
 
-    with TestClient(create_app(state, sweep_leases=False), raise_server_exceptions=False) as client:
+    app = create_app(state, sweep_leases=False, checkpoints=False)
+    with TestClient(app, raise_server_exceptions=False) as client:
         client.event_hooks["response"].append(no_server_errors)
         yield client
     assert not server_errors, server_errors

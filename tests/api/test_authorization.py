@@ -88,6 +88,16 @@ ACCESS: dict[tuple[str, str], set[str]] = {
     ("DELETE", "/clients/{client}/escrow/{destination_id}"): {"admin", "client_a"},
     ("POST", "/clients/{client}/escrow/run"): {"admin", "client_a"},
     ("POST", "/notices/{notice_id}/ack"): ADMIN,
+    # The transparency log: key, checkpoints and consistency proofs reveal no event; events,
+    # their inclusion proofs and exports are read within the caller's client scope (client B's
+    # contact gets its own, empty, view of the entries; A's event is "not found" to it).
+    ("GET", "/log/key"): SIGNED_IN,
+    ("GET", "/log/checkpoint"): SIGNED_IN,
+    ("GET", "/log/proof/consistency"): SIGNED_IN,
+    ("GET", "/log/checkpoints"): {"admin", "auditor"},
+    ("GET", "/log/proof/inclusion"): {"admin", "auditor", "client_a"},
+    ("GET", "/log/entries"): {"admin", "auditor", "client_a", "client_b"},
+    ("GET", "/log/export"): {"admin", "auditor", "client_a", "client_b"},
 }
 # Callers whose role is allowed the route but who are outside client A: they must get 404.
 OUT_OF_SCOPE = {"cons_none": "consultant", "client_b": "client"}
@@ -202,7 +212,24 @@ def _prepare(cast: Cast, method: str, path: str, actor: str) -> tuple[dict[str, 
         body = bodies[(method, path)]()
     if "/domains/" in path or "/assets/" in path:
         params["name"] = _ensure_inventory(cast, path)
+    if path == "/log/proof/inclusion":
+        params["query"] = f"?index={_event_of(cast, ids['client_a'])}"
+    elif path == "/log/proof/consistency":
+        params["query"] = "?old=1&new=2"
     return params, body
+
+
+def _event_of(cast: Cast, client_id: str) -> int:
+    """The leaf index of an event about ``client_id`` (what an inclusion proof is asked for)."""
+    from sqlalchemy import select
+
+    from vault.db.models import AuditEvent
+
+    with cast.vault.store.read_session() as session, session.begin():
+        found = session.scalars(
+            select(AuditEvent.seq).where(AuditEvent.client_id == client_id).limit(1)
+        ).one()
+    return int(found)
 
 
 def _ensure_inventory(cast: Cast, path: str) -> str:
@@ -238,7 +265,7 @@ def test_authorization_matrix(cast: Cast) -> None:
         allowed = ACCESS[(method, path)]
         for actor in ACTORS:
             params, body = _prepare(cast, method, path, actor)
-            url = path.format(**params)
+            url = path.format(**params) + params.get("query", "")
             headers = cast.headers(actor) if actor != "anonymous" else {}
             response = cast.api.request(method, url, headers=headers, json=body)
             status = response.status_code

@@ -125,3 +125,119 @@ def test_cli_against_server(cli_env: dict[str, str], tmp_path: Path) -> None:
         _ok(remote, "logout")
         after = _run(remote, "secret", "list", "Acme")
         assert after.returncode == 2 and "custody login" in after.stderr
+
+
+def _enrol(local: dict[str, str], username: str) -> pyotp.TOTP:
+    """Enrol ``username`` in TOTP directly in the store; returns its generator."""
+    store = Store.open(Settings.from_env(local))
+    keys = store.unseal(UnsealSecret.from_passphrase(TEST_PASSPHRASE))
+    try:
+        with store.context("operator:test", keys) as ctx:
+            begin_totp_enrollment(ctx, get_user(ctx, username))
+        with store.session() as s:
+            user = s.scalars(select(User).where(User.username == username)).one()
+            totp = pyotp.TOTP(keys.vault_cipher.open_text(user.totp_ct, _totp_location(user)))
+        with store.context("operator:test", keys) as ctx:
+            confirm_totp(ctx, get_user(ctx, username), totp.at(utcnow().timestamp() - 30))
+    finally:
+        store.engine.dispose()
+    return totp
+
+
+def _checkpointed(local: dict[str, str]) -> bool:
+    """Whether the latest signed checkpoint covers the whole log (asked of the database, so
+    no request to the server signs one)."""
+    from vault.services import auditlog
+
+    store = Store.open(Settings.from_env(local))
+    try:
+        with store.read_session() as session, session.begin():
+            latest = auditlog.latest_checkpoint(session)
+            return latest is not None and latest.size == auditlog.head(session).size
+    finally:
+        store.engine.dispose()
+
+
+def test_audit_against_server(cli_env: dict[str, str], tmp_path: Path) -> None:
+    import time
+
+    from tests.cli.test_audit import _truncate
+
+    local = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
+    local.update(cli_env, CUSTODY_CONFIG_DIR=str(tmp_path / "auditor-config"))
+    _ok(local, "init")
+    _ok(local, "client", "add", "Acme")
+    _ok(local, "client", "add", "Globex")
+    _ok(local, "user", "add", "ann", "--role", "auditor", "--password-stdin", input=PW)
+    _ok(
+        local,
+        "user",
+        "add",
+        "acme-owner",
+        "--role",
+        "client",
+        "--client",
+        "Acme",
+        "--password-stdin",
+        input=PW,
+    )
+    ann, owner = _enrol(local, "ann"), _enrol(local, "acme-owner")
+    key = _ok(local, "audit", "key").strip()
+
+    server_env = dict(cli_env, CUSTODY_CHECKPOINT_EVENTS="2", CUSTODY_CHECKPOINT_SECONDS="3600")
+    with uvicorn_server(server_env) as url:
+        remote = dict(local, CUSTODY_SERVER=url)
+        # the server signed a checkpoint right after its unseal at start (before anyone asked)
+        deadline = time.monotonic() + 20
+        while not _checkpointed(local) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _checkpointed(local)
+        _ok(remote, "login", "-u", "ann", "--password-stdin", "--totp", ann.now(), input=PW)
+        assert _ok(remote, "audit", "key").strip() == key
+
+        state = tmp_path / "ann-watch.json"
+        first = _ok(remote, "audit", "watch", "--state", str(state), "--key", key)
+        assert "pinned the log key" in first
+        _ok(local, "client", "add", "Initech")
+        _ok(local, "client", "add", "Umbrella")  # two events: the checkpointer's N
+        deadline = time.monotonic() + 20
+        while not _checkpointed(local) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _checkpointed(local), "the checkpointer did not sign after N events"
+        assert "consistent: the log grew" in _ok(remote, "audit", "watch", "--state", str(state))
+
+        whole = tmp_path / "whole.jsonl"
+        _ok(remote, "audit", "export", "--out", str(whole))
+        verified = json.loads(_ok(local, "audit", "verify", str(whole), "--key", key, "--json"))
+        assert verified["view"] == "whole" and verified["checkpoints"] >= 2
+        inclusion = _run(remote, "audit", "proof", "inclusion", "1", "--verify", "--key", key)
+        assert inclusion.returncode == 0 and "verified" in inclusion.stderr, inclusion.stderr
+
+        # a client contact: its own events, verifiable, nothing of Globex
+        contact = dict(remote, CUSTODY_CONFIG_DIR=str(tmp_path / "owner-config"))
+        _ok(
+            contact,
+            "login",
+            "-u",
+            "acme-owner",
+            "--password-stdin",
+            "--totp",
+            owner.now(),
+            input=PW,
+        )
+        acme_id = json.loads(_ok(contact, "client", "show", "Acme", "--json"))["id"]
+        mine = json.loads(_ok(contact, "audit", "log", "--json"))["entries"]
+        assert mine and {e["event"]["client_id"] for e in mine} == {acme_id}
+        theirs = _run(contact, "audit", "log", "--client", "Globex")
+        assert theirs.returncode == 2 and "no client" in theirs.stderr
+        own = tmp_path / "acme.jsonl"
+        _ok(contact, "audit", "export", "--out", str(own))
+        report = json.loads(_ok(local, "audit", "verify", str(own), "--key", key, "--json"))
+        assert report["view"] == "filtered" and report["events"] == len(mine)
+
+        # the operator cuts the log back: the auditor's next watch says so, with evidence
+        saved = json.loads(state.read_text())["checkpoint"]
+        _truncate(3)
+        caught = _run(remote, "audit", "watch", "--state", str(state))
+        assert caught.returncode == 1, caught.stderr
+        assert "truncated or rolled back" in caught.stderr and saved in caught.stdout
