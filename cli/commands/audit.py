@@ -417,10 +417,20 @@ def _verify_consistency(
     type=click.Path(dir_okay=False, path_type=Path),
     help="A checkpoint note you saved earlier: the export must be consistent with it.",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes hashing a large whole-log export (default: one per CPU).",
+)
 @key_option
 @json_option
 def audit_verify(
-    file: Path, checkpoint_path: Path | None, key_text: str | None, as_json: bool
+    file: Path,
+    checkpoint_path: Path | None,
+    jobs: int | None,
+    key_text: str | None,
+    as_json: bool,
 ) -> None:
     """Verify an exported log (JSON Lines) offline: no store, no server, no network.
 
@@ -431,19 +441,14 @@ def audit_verify(
     import base64
 
     from vault.errors import InvalidInput
-    from vault.log.verify import LogVerificationError, verify_export
+    from vault.log.verify import LogVerificationError, verify_export_file
 
     key = read_key(key_text) if key_text else None
     saved: bytes | None = None
     if checkpoint_path is not None:
         saved = _read_file(checkpoint_path, "checkpoint")
     try:
-        fh = file.open("rb")
-    except OSError as exc:
-        raise InvalidInput(f"cannot read {file}: {exc.strerror}", field="file") from None
-    try:
-        with fh:
-            report = verify_export(fh, key=key, saved_checkpoint=saved)
+        report = verify_export_file(file, key=key, saved_checkpoint=saved, jobs=jobs)
     except OSError as exc:
         raise InvalidInput(f"cannot read {file}: {exc.strerror}", field="file") from None
     except LogVerificationError as exc:
