@@ -21,7 +21,7 @@ import hashlib
 import hmac
 import os
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -186,7 +186,19 @@ class KeyRing:
     #: was unsealed read-only)
     log_signer: Signer | None = field(repr=False, default=None)
     log_key_id: str | None = None
-    _ciphers: dict[str, FieldCipher] = field(default_factory=dict, repr=False)
+    #: the vault's current identity key row (changes when the identity is rotated)
+    identity_key_id: str | None = None
+    #: earlier identities still held by this process: a client key wrapped before a rotation
+    #: that another process made still opens while this one catches up
+    retired_identities: list[age.X25519Identity] = field(default_factory=list, repr=False)
+    # Cached per client *and* wrapped key: when the client key is rotated (by this process or
+    # another) the wrapped key changes, so a stale field key is never used to seal new data.
+    _ciphers: dict[tuple[str, bytes], FieldCipher] = field(default_factory=dict, repr=False)
+    # The root key, kept so the key ring can load a rotated identity or log key without the
+    # passphrase (it holds no more power than the keys derived from it, already in memory).
+    _root_key: bytes = field(default=b"", repr=False)
+    #: set by the store: loads a rotated key from the database (returns whether one was new)
+    reload: Callable[[], bool] | None = field(default=None, repr=False, compare=False)
 
     @property
     def recipient(self) -> age.X25519Recipient:
@@ -228,6 +240,43 @@ class KeyRing:
             key_mac_key=derive_subkey(root_key, CLIENT_KEY_MAC_INFO),
             log_signer=signer,
             log_key_id=log_key.id if log_key is not None else None,
+            identity_key_id=key.id,
+            _root_key=root_key,
+        )
+
+    def refresh(self, session: Session) -> bool:
+        """Catch up with a rotation made by another process: load the current identity and
+        log key if they are not the ones held. Returns whether anything changed."""
+        changed = False
+        key = _current_key(session, "identity")
+        if key is not None and key.id != self.identity_key_id:
+            raw = open_with_root(
+                self._root_key, key.sealed_private, vault_key_aad(self.vault_id, "identity", key.id)
+            )
+            identity = age.X25519Identity.from_string(raw.decode("ascii"))
+            if str(identity.recipient) != key.public:
+                raise UnsealError("the vault identity does not match its public key")
+            self.retired_identities.insert(0, self.identity)
+            self.identity, self.identity_key_id = identity, key.id
+            changed = True
+        log_key = _current_key(session, "log")
+        if log_key is not None and log_key.id != self.log_key_id:
+            raw = open_with_root(
+                self._root_key,
+                log_key.sealed_private,
+                vault_key_aad(self.vault_id, "log", log_key.id),
+            )
+            signer = Signer.parse(raw.decode("ascii"))
+            if signer.verifier.key_string() != log_key.public:
+                raise UnsealError("the log key does not match its public key")
+            self.log_signer, self.log_key_id = signer, log_key.id
+            changed = True
+        return changed
+
+    def seal_vault_key(self, purpose: str, key_id: str, private: bytes) -> bytes:
+        """Seal a new vault key's private part under the root key (key rotation)."""
+        return seal_with_root(
+            self._root_key, private, vault_key_aad(self.vault_id, purpose, key_id)
         )
 
     def client_key(self, client: Client) -> bytes:
@@ -237,16 +286,27 @@ class KeyRing:
                 f"the key file of client {client.name!r} was not written by this vault "
                 "(the database was tampered with)"
             )
-        return unwrap_client_key(client.wrapped_key, [self.identity], client.id)
+        try:
+            return unwrap_client_key(
+                client.wrapped_key, [self.identity, *self.retired_identities], client.id
+            )
+        except DecryptionError:
+            # Another process may have rotated the vault identity since we unsealed.
+            if self.reload is None or not self.reload():
+                raise
+            return unwrap_client_key(
+                client.wrapped_key, [self.identity, *self.retired_identities], client.id
+            )
 
     def key_file_mac(self, client_id: str, wrapped: bytes) -> bytes:
         message = b"custody/v1/client-key-mac\x00" + client_id.encode("ascii") + b"\x00" + wrapped
         return hmac.new(self.key_mac_key, message, hashlib.sha256).digest()
 
     def cipher(self, client: Client) -> FieldCipher:
-        cipher = self._ciphers.get(client.id)
+        slot = (client.id, client.wrapped_key)
+        cipher = self._ciphers.get(slot)
         if cipher is None:
-            cipher = self._ciphers[client.id] = FieldCipher(self.client_key(client))
+            cipher = self._ciphers[slot] = FieldCipher(self.client_key(client))
         return cipher
 
 

@@ -55,7 +55,14 @@ class Store:
         if keys.log_signer is None:  # a vault from before the transparency log: make its key
             with self._write_lock, self.session() as session, session.begin():
                 keys = KeyRing.unseal(session, secret, writable=True)
+        keys.reload = lambda: self.refresh_keys(keys)
         return keys
+
+    def refresh_keys(self, keys: KeyRing) -> bool:
+        """Load a vault identity or log key rotated (by any process) since ``keys`` was
+        unsealed. Cheap when nothing changed: one indexed read."""
+        with self.read_session() as session, session.begin():
+            return keys.refresh(session)
 
     @contextmanager
     def context(

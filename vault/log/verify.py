@@ -27,7 +27,7 @@ import orjson
 from vault.log import merkle
 from vault.log.errors import LogError, NoteError
 from vault.log.events import EVENT_KEYS, EventEncodingError, encode, event_object
-from vault.log.note import Checkpoint, Verifier, verify_checkpoint
+from vault.log.note import Checkpoint, Verifier, open_note
 
 EXPORT_FORMAT = "custody-audit-log"
 EXPORT_VERSION = 1
@@ -95,18 +95,105 @@ def verify_export(
     """
     it = iter(lines)
     header = _header(next(it, b""))
-    report, key, saved = _begin(header, key, saved_checkpoint)
+    report, chain, saved = _begin(header, key, saved_checkpoint)
     if report.view == "whole":
-        _verify_whole(it, key, report.origin, report.size, saved, report)
+        _verify_whole(it, chain, report.origin, report.size, saved, report)
     else:
-        _verify_filtered(it, key, report.origin, report.size, saved, report)
+        _verify_filtered(it, chain, report.origin, report.size, saved, report)
     _end(report)
     return report
 
 
+class _KeyChain:
+    """The log keys a verifier accepts: the pinned one, and the keys it handed over to.
+
+    When the vault's log key is rotated, the handover checkpoint is signed by the old key and
+    the new one (docs/audit-log.md, "Key rotation"); the export's header lists every log key,
+    oldest first. A key becomes trusted only through a checkpoint that a trusted key also
+    signed - in either direction, so a verifier that pinned the new key accepts the old
+    checkpoints too. A key that handed over at size h signs nothing beyond h."""
+
+    def __init__(self, pinned: Verifier, announced: list[Verifier]) -> None:
+        self.trusted = [pinned]
+        self.announced = announced
+        self.retired_at: dict[Verifier, int] = {}
+
+    def _age(self, key: Verifier) -> int:
+        return self.announced.index(key) if key in self.announced else -1
+
+    def _open(self, note: str) -> tuple[Checkpoint, list[Verifier]]:
+        known = self.trusted + [k for k in self.announced if k not in self.trusted]
+        text, signers = open_note(note, known)
+        return Checkpoint.parse(text), signers
+
+    def settle(self, notes: list[str]) -> None:
+        """Extend the trusted keys over the handover checkpoints among ``notes``."""
+        handovers: list[tuple[Checkpoint, list[Verifier]]] = []
+        for note in notes:
+            try:
+                checkpoint, signers = self._open(note)
+            except LogError:
+                continue  # reported when the checkpoint is opened for real
+            if len(signers) > 1:
+                handovers.append((checkpoint, signers))
+        changed = True
+        while changed:
+            changed = False
+            for _, signers in handovers:
+                if any(k in self.trusted for k in signers):
+                    for k in signers:
+                        if k not in self.trusted:
+                            self.trusted.append(k)
+                            changed = True
+        for checkpoint, signers in handovers:
+            newest = max(signers, key=self._age)
+            for k in signers:
+                if k != newest and k in self.trusted:
+                    previous = self.retired_at.get(k, checkpoint.size)
+                    self.retired_at[k] = min(previous, checkpoint.size)
+
+    def open(self, note: object, origin: str, line: int | None) -> Checkpoint:
+        if not isinstance(note, str):
+            raise LogVerificationError("checkpoint note must be text", line=line)
+        try:
+            checkpoint, signers = self._open(note)
+        except LogError as exc:
+            raise LogVerificationError(f"checkpoint does not verify: {exc}", line=line) from None
+        mine = [k for k in signers if k in self.trusted]
+        if not mine:
+            raise LogVerificationError(
+                "checkpoint does not verify: it is not signed by the pinned log key or a key "
+                "that key handed over to",
+                line=line,
+            )
+        if all(self.retired_at.get(k, checkpoint.size) < checkpoint.size for k in mine):
+            raise LogVerificationError(
+                f"checkpoint of size {checkpoint.size} is signed only by a log key that was "
+                "retired before it",
+                line=line,
+            )
+        if checkpoint.origin != origin:
+            raise LogVerificationError(
+                "checkpoint does not verify: it is from another log (origin differs)", line=line
+            )
+        return checkpoint
+
+
+def _announced_keys(header: dict[str, Any]) -> list[Verifier]:
+    listed = header.get("log_keys", [])
+    if not isinstance(listed, list):
+        raise LogVerificationError("the header's log_keys must be a list", line=1)
+    try:
+        return [Verifier.parse(k) for k in listed]
+    except (NoteError, TypeError):
+        raise LogVerificationError(
+            "the header's log_keys holds something that is not a verifier key", line=1
+        ) from None
+
+
 def _begin(
     header: dict[str, Any], key: Verifier | None, saved_checkpoint: str | bytes | None
-) -> tuple[Report, Verifier, Checkpoint | None]:
+) -> tuple[Report, _KeyChain, str | bytes | None]:
     origin = header["origin"]
     pinned = key is not None
     if key is None:
@@ -116,21 +203,34 @@ def _begin(
             raise LogVerificationError(
                 "the header's log_key is not a verifier key", line=1
             ) from None
-    saved: Checkpoint | None = None
-    if saved_checkpoint is not None:
+    chain = _KeyChain(key, _announced_keys(header))
+    if isinstance(saved_checkpoint, bytes):
         try:
-            saved = verify_checkpoint(saved_checkpoint, key, origin)
-        except LogError as exc:
-            raise LogVerificationError(f"the saved checkpoint does not verify: {exc}") from None
+            saved_checkpoint = saved_checkpoint.decode("utf-8")
+        except UnicodeDecodeError:
+            raise LogVerificationError(
+                "the saved checkpoint does not verify: it is not text"
+            ) from None
     report = Report(
         origin=origin,
         size=header["size"],
         root=merkle.EMPTY_ROOT,
         view=header["view"],
         key_pinned=pinned,
-        saved_size=saved.size if saved else None,
     )
-    return report, key, saved
+    return report, chain, saved_checkpoint
+
+
+def _open_saved(chain: _KeyChain, note: str | bytes | None, report: Report) -> Checkpoint | None:
+    """The checkpoint the verifier saved earlier, opened with the (settled) key chain."""
+    if note is None:
+        return None
+    try:
+        saved = chain.open(note, report.origin, None)
+    except LogVerificationError as exc:
+        raise LogVerificationError(f"the saved checkpoint does not verify: {exc.message}") from None
+    report.saved_size = saved.size
+    return saved
 
 
 def _end(report: Report) -> None:
@@ -158,15 +258,6 @@ def _header(raw: bytes) -> dict[str, Any]:
     ):
         raise LogVerificationError("header needs an origin and a view", line=1)
     return header
-
-
-def _open_checkpoint(note: object, key: Verifier, origin: str, line: int) -> Checkpoint:
-    if not isinstance(note, str):
-        raise LogVerificationError("checkpoint note must be text", line=line)
-    try:
-        return verify_checkpoint(note, key, origin)
-    except LogError as exc:
-        raise LogVerificationError(f"checkpoint does not verify: {exc}", line=line) from None
 
 
 def _event_leaf(obj: dict[str, Any], expected_index: int | None, line: int) -> tuple[int, bytes]:
@@ -254,10 +345,10 @@ class _Prefix:
 
 def _read_checkpoints(
     it: Iterator[bytes],
-    key: Verifier,
+    chain: _KeyChain,
     origin: str,
     size: int,
-    saved: Checkpoint | None,
+    saved_note: str | bytes | None,
     report: Report,
 ) -> tuple[_Prefix, bytes | None, int]:
     """Read the checkpoint lines that follow the header (ascending sizes). Returns the tree
@@ -265,16 +356,21 @@ def _read_checkpoints(
     roots: dict[int, bytes] = {}
     line = 1
     first: bytes | None = None
+    notes: list[tuple[object, int]] = []
     for raw in it:
         line += 1
         obj = _parse(raw, line)
         if obj.get("type") != "checkpoint":
             first = raw
             break
-        checkpoint = _open_checkpoint(obj.get("note"), key, origin, line)
+        notes.append((obj.get("note"), line))
+    chain.settle([n for n, _ in notes if isinstance(n, str)])
+    saved = _open_saved(chain, saved_note, report)
+    for note, at in notes:
+        checkpoint = chain.open(note, origin, at)
         if checkpoint.size > size:
             raise LogVerificationError(
-                f"checkpoint of size {checkpoint.size} is beyond the export's {size}", line=line
+                f"checkpoint of size {checkpoint.size} is beyond the export's {size}", line=at
             )
         roots[checkpoint.size] = checkpoint.root
         report.checkpoints += 1
@@ -299,13 +395,13 @@ def _read_checkpoints(
 
 def _verify_whole(
     it: Iterator[bytes],
-    key: Verifier,
+    chain: _KeyChain,
     origin: str,
     size: int,
-    saved: Checkpoint | None,
+    saved: str | bytes | None,
     report: Report,
 ) -> None:
-    prefix, first, line = _read_checkpoints(it, key, origin, size, saved, report)
+    prefix, first, line = _read_checkpoints(it, chain, origin, size, saved, report)
     if first is not None:
         batch: list[bytes] = []
         for expected, leaf in enumerate(_leaves(_chain(first, it), 0, line - 1)):
@@ -415,9 +511,9 @@ def verify_export_file(
         head_lines = [fh.readline()]
         while fh.tell() < offset:
             head_lines.append(fh.readline())
-    report, key, saved = _begin(header, key, saved_checkpoint)
+    report, chain, saved = _begin(header, key, saved_checkpoint)
     it = iter(head_lines[1:])
-    prefix, _, line = _read_checkpoints(it, key, header["origin"], header["size"], saved, report)
+    prefix, _, line = _read_checkpoints(it, chain, header["origin"], header["size"], saved, report)
     bounds = _chunk_bounds(path, offset, total, jobs * 8)
     import concurrent.futures
     import multiprocessing
@@ -488,12 +584,13 @@ def _hash_chunk(path: str, start: int, end: int) -> tuple[int, int, bytes, str |
 
 def _verify_filtered(
     it: Iterable[bytes],
-    key: Verifier,
+    chain: _KeyChain,
     origin: str,
     size: int,
-    saved: Checkpoint | None,
+    saved_note: str | bytes | None,
     report: Report,
 ) -> None:
+    saved = _open_saved(chain, saved_note, report)
     cut: Checkpoint | None = None
     line = 1
     last = -1
@@ -503,7 +600,10 @@ def _verify_filtered(
         if obj.get("type") == "checkpoint":
             if cut is not None:
                 raise LogVerificationError("a filtered export has one checkpoint", line=line)
-            cut = _open_checkpoint(obj.get("note"), key, origin, line)
+            note = obj.get("note")
+            if isinstance(note, str):
+                chain.settle([note])
+            cut = chain.open(note, origin, line)
             if cut.size != size:
                 raise LogVerificationError("checkpoint size differs from the header's", line=line)
             report.checkpoints = 1

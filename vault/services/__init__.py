@@ -14,8 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from vault.crypto.fields import FieldCipher
+from vault.db.models import Client
 from vault.errors import Forbidden, Sealed
 from vault.keys import KeyRing
 
@@ -64,6 +68,31 @@ class Context:
         if self.keys is None:
             raise Sealed("the vault is sealed: unseal it to read or write secret values")
         return self.keys
+
+    def lock_client_key(self, client: Client, *, exclusive: bool = False) -> None:
+        """Hold ``client``'s key row until this transaction ends and make sure ``client``
+        carries its latest wrapped key.
+
+        Every write of a value sealed under a client key takes the shared lock (through
+        :meth:`sealing_cipher`); re-wrapping or rotating the client key takes the exclusive
+        one. So a rotation never interleaves with a write that would seal new data under the
+        key it is replacing. (PostgreSQL: ``FOR SHARE`` / ``FOR UPDATE``, and a waiter reads
+        the row as the rotation left it. SQLite: one writer at a time already, and a
+        transaction whose snapshot a writer overtook fails instead of writing.)"""
+        statement = (
+            select(Client.wrapped_key, Client.key_mac)
+            .where(Client.id == client.id)
+            .with_for_update(read=not exclusive)
+        )
+        row = self.session.execute(statement).one()
+        if row.wrapped_key != client.wrapped_key:
+            set_committed_value(client, "wrapped_key", row.wrapped_key)
+            set_committed_value(client, "key_mac", row.key_mac)
+
+    def sealing_cipher(self, client: Client) -> FieldCipher:
+        """The field cipher to seal new values of ``client`` with (see lock_client_key)."""
+        self.lock_client_key(client)
+        return self.keyring().cipher(client)
 
     def require(self, *roles: str) -> None:
         """Refuse unless the principal has one of ``roles`` (the operator always may)."""

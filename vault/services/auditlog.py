@@ -198,6 +198,17 @@ def verifier_key(session: Session) -> str:
     return key.public
 
 
+def log_keys(session: Session) -> list[str]:
+    """Every verifier key the log has had, oldest first (more than one after a rotation)."""
+    return list(
+        session.scalars(
+            select(VaultKey.public)
+            .where(VaultKey.purpose == "log")
+            .order_by(VaultKey.created_at, VaultKey.id)
+        )
+    )
+
+
 def latest_checkpoint(session: Session) -> LogCheckpoint | None:
     return session.scalars(
         select(LogCheckpoint).order_by(LogCheckpoint.size.desc()).limit(1)
@@ -226,6 +237,15 @@ def sign(session: Session, keys: KeyRing | None) -> LogCheckpoint:
     """
     if keys is None or keys.log_signer is None or keys.log_key_id is None:
         raise Sealed("the vault is sealed: checkpoints are signed by the unsealed log key")
+    current = session.scalars(
+        select(VaultKey.id).where(VaultKey.purpose == "log", VaultKey.retired_at.is_(None))
+    ).first()
+    # The log key was rotated by another process: catch up rather than sign with a retired
+    # key (a verifier would rightly refuse that checkpoint).
+    if current != keys.log_key_id and (
+        keys.reload is None or not keys.reload() or keys.log_key_id != current
+    ):
+        raise Sealed("the log key was rotated: unseal again to sign checkpoints")
     now = head(session)
     latest = latest_checkpoint(session)
     if latest is not None:
@@ -569,6 +589,7 @@ def export_jsonl(
         "version": EXPORT_VERSION,
         "origin": head(ctx.session).origin,
         "log_key": verifier_key(ctx.session),
+        "log_keys": log_keys(ctx.session),
         "size": cut.size,
         "view": "whole" if whole else "filtered",
         "exported_at": format_time(datetime.now().astimezone()),

@@ -258,7 +258,7 @@ def _rotate(ctx: Context, secret: Secret, value: str) -> int:
     client = ctx.session.get(Client, secret.client_id)
     assert client is not None
     _check_value(secret.kind, value)
-    cipher = ctx.keyring().cipher(client)
+    cipher = ctx.sealing_cipher(client)
     current = ctx.session.scalars(
         select(SecretVersion).where(
             SecretVersion.secret_id == secret.id, SecretVersion.version == secret.current_version

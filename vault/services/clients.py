@@ -44,6 +44,8 @@ def _rewrap(ctx: Context, client: Client, key: bytes | None = None) -> None:
 
     Only the small client-key file changes: field ciphertexts stay as they are."""
     keys = ctx.keyring()
+    if client.wrapped_key:  # an existing client: no write may seal under a key we replace
+        ctx.lock_client_key(client, exclusive=True)
     key = keys.client_key(client) if key is None else key
     recipients: list[age.Recipient] = [keys.recipient]
     recipients += [age.parse_recipient(r.recipient) for r in client.recipients]

@@ -122,7 +122,7 @@ def add_destination(
     if token:
         if row.kind != "https":
             raise InvalidInput("a bearer token is for https destinations", field="token")
-        cipher = ctx.keyring().cipher(client)
+        cipher = ctx.sealing_cipher(client)
         row.token_ct = cipher.seal_text(token, _token_location(client, row.id))
     audit.record(
         ctx,

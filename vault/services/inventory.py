@@ -224,7 +224,7 @@ def _seal_private(
     if not private:
         row.private_ct = None
         return
-    cipher = ctx.keyring().cipher(client)
+    cipher = ctx.sealing_cipher(client)
     payload = json.dumps(private, sort_keys=True, ensure_ascii=False).encode("utf-8")
     row.private_ct = cipher.seal(payload, _location(client, kind, row))
 

@@ -241,7 +241,7 @@ def add_secrets(ctx: Context, client_name: str, items: Sequence[NewSecret]) -> l
             raise Conflict(
                 f"client {client.name!r} already has a secret titled {taken!r}", field="title"
             )
-    cipher = ctx.keyring().cipher(client)
+    cipher = ctx.sealing_cipher(client)
     added: list[Secret] = []
     versions: list[dict[str, Any]] = []
     for item in cleaned:
@@ -505,7 +505,7 @@ def update_secret(
 
     sealed_change = value is not None or username is not _UNSET or notes is not _UNSET
     if sealed_change:
-        cipher = ctx.keyring().cipher(client)
+        cipher = ctx.sealing_cipher(client)
         current = reveal_version(cipher, client, secret, _version_row(ctx, secret, None))
         new_value = _check_value(secret.kind, value) if value is not None else current.value
         new_username = (
