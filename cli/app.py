@@ -18,6 +18,7 @@ from cli.commands import (
     clients,
     escrow,
     inventory,
+    maintenance,
     ownership,
     secrets,
     session,
@@ -44,9 +45,22 @@ def cli(server: str | None) -> None:
     """
 
 
-for module in (system, session, access, clients, secrets, inventory, audit, ownership, escrow):
+for module in (
+    system,
+    session,
+    access,
+    clients,
+    secrets,
+    inventory,
+    audit,
+    ownership,
+    escrow,
+    maintenance,
+):
     for command in module.COMMANDS:
         cli.add_command(command)
+for command in maintenance.DB_COMMANDS:
+    system.db_group.add_command(command)
 
 
 def run(argv: list[str] | None = None) -> int:
