@@ -31,7 +31,7 @@ class LogSource(Protocol):
 
     where: str
 
-    def key(self) -> dict[str, str]: ...
+    def key(self) -> dict[str, Any]: ...
 
     def checkpoint(self, size: int | None = None) -> str: ...
 
@@ -68,8 +68,8 @@ class RemoteLog:
         self.server = server
         self.where = server.server
 
-    def key(self) -> dict[str, str]:
-        found: dict[str, str] = self.server.call("GET", "/log/key")
+    def key(self) -> dict[str, Any]:
+        found: dict[str, Any] = self.server.call("GET", "/log/key")
         return found
 
     def checkpoint(self, size: int | None = None) -> str:
@@ -139,7 +139,7 @@ class LocalLog:
             self._keys = unseal(self.store)
         return self._keys
 
-    def key(self) -> dict[str, str]:
+    def key(self) -> dict[str, Any]:
         from vault.services import logviews
 
         with self._context() as ctx:

@@ -62,18 +62,70 @@ class Finding:
 
 @dataclass(frozen=True)
 class Progressed:
-    """The visit found the log consistent: ``grew`` or ``unchanged``."""
+    """The visit found the log consistent: ``grew`` or ``unchanged``. ``key`` is the verifier
+    key to pin from now on when the log key was rotated (followed through its handover)."""
 
     kind: str
     old: Checkpoint
     new: Checkpoint
+    key: str | None = None
 
 
 ProofFetcher = Callable[[int, int], list[bytes]]
 
 
-def compare(state: State, served_note: str, prove: ProofFetcher) -> Progressed | Finding:
-    """Check the served checkpoint against the saved one (see the module docstring)."""
+def _follow(
+    state: State,
+    old: Checkpoint,
+    handovers: list[tuple[str, str]],
+    prove: ProofFetcher,
+) -> tuple[Verifier, str] | Finding:
+    """Follow log-key rotations from the pinned key: each handover checkpoint must be signed
+    by the key trusted so far and by the next one, and extend what was verified. Returns the
+    key trusted at the end and the note verified last."""
+    key, at, at_note = state.verifier(), old, state.checkpoint
+    for next_text, note in handovers:
+        try:
+            next_key = Verifier.parse(next_text)
+            handover = verify_checkpoint(note, key, state.origin)
+            verify_checkpoint(note, next_key, state.origin)
+        except LogError:
+            continue  # not a handover from the key trusted so far
+        if handover.size < at.size:
+            key = next_key  # an earlier rotation; what we hold was checked under its key
+            continue
+        if handover.size > at.size:
+            try:
+                merkle.verify_consistency(
+                    at.size, handover.size, at.root, handover.root, prove(at.size, handover.size)
+                )
+            except LogError as exc:
+                return Finding(
+                    "rewritten",
+                    f"the log was rewritten or forked before its key rotation at size "
+                    f"{handover.size} ({exc.message})",
+                    state.checkpoint,
+                    note,
+                )
+        elif handover.root != at.root:
+            return Finding(
+                "rewritten",
+                f"the log was rewritten or forked: two different signed roots for {at.size} events",
+                state.checkpoint,
+                note,
+            )
+        key, at, at_note = next_key, handover, note
+    return key, at_note
+
+
+def compare(
+    state: State,
+    served_note: str,
+    prove: ProofFetcher,
+    handovers: list[tuple[str, str]] | None = None,
+) -> Progressed | Finding:
+    """Check the served checkpoint against the saved one (see the module docstring).
+    ``handovers``: (new verifier key, handover note) of each log-key rotation, oldest first."""
     key = state.verifier()
     try:
         old = verify_checkpoint(state.checkpoint, key, state.origin)
@@ -86,6 +138,29 @@ def compare(state: State, served_note: str, prove: ProofFetcher) -> Progressed |
     try:
         new = verify_checkpoint(served_note, key, state.origin)
     except LogError as exc:
+        followed = _follow(state, old, handovers or [], prove) if handovers else None
+        if isinstance(followed, Finding):
+            return followed
+        if followed is not None and followed[0] != key:
+            rotated_key, handover_note = followed
+            try:
+                new = verify_checkpoint(served_note, rotated_key, state.origin)
+            except LogError:
+                pass
+            else:
+                outcome = compare(
+                    State(state.origin, rotated_key.key_string(), handover_note),
+                    served_note,
+                    prove,
+                )
+                if isinstance(outcome, Finding):
+                    return outcome
+                return Progressed(
+                    "grew" if new.size > old.size else outcome.kind,
+                    old,
+                    new,
+                    key=rotated_key.key_string(),
+                )
         return Finding(
             "bad_checkpoint",
             f"the served checkpoint does not verify with the pinned key: {exc.message}",

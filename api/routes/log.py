@@ -63,8 +63,9 @@ FiltersDep = Annotated[Filters, Depends()]
 
 
 @router.get("/key")
-def key(caller: CallerDep) -> dict[str, str]:
-    """The log's origin and verifier key (``name+hash+base64``): pin it once."""
+def key(caller: CallerDep) -> dict[str, Any]:
+    """The log's origin and verifier key (``name+hash+base64``): pin it once. ``handovers``
+    lists each log-key rotation's checkpoint, signed by the old key and the new one."""
     with caller.transaction() as ctx:
         return logviews.key_info(ctx)
 

@@ -554,7 +554,11 @@ def audit_watch(store: Any, state_path: Path, key_text: str | None) -> None:
             field="key",
         )
     served = source.checkpoint()
-    outcome = logwatch.compare(state, served, lambda old, new: hashes(source.consistency(old, new)))
+    info = source.key()
+    handovers = [(h["key"], h["note"]) for h in info.get("handovers", []) if isinstance(h, dict)]
+    outcome = logwatch.compare(
+        state, served, lambda old, new: hashes(source.consistency(old, new)), handovers
+    )
     if isinstance(outcome, logwatch.Finding):
         click.echo(f"--- saved checkpoint (last verified, from {state_path}) ---")
         click.echo(outcome.saved_note, nl=False)
@@ -564,9 +568,18 @@ def audit_watch(store: Any, state_path: Path, key_text: str | None) -> None:
     if outcome.kind == "unchanged":
         click.echo(f"unchanged: {outcome.new.size} events, same signed root")
         return
+    if outcome.key is not None:
+        click.echo(
+            f"the log key was rotated; followed its handover checkpoint, now pinned: {outcome.key}"
+        )
     logwatch.save(
         state_path,
-        logwatch.State(origin=state.origin, key=state.key, checkpoint=served, source=source.where),
+        logwatch.State(
+            origin=state.origin,
+            key=outcome.key or state.key,
+            checkpoint=served,
+            source=source.where,
+        ),
     )
     click.echo(
         f"consistent: the log grew from {outcome.old.size} to {outcome.new.size} events "

@@ -289,6 +289,26 @@ def test_watch_across_growth(logged: Run, tmp_path: Path) -> None:
     one_line_error(logged("audit", "watch", "--state", str(junk)), "not a `custody audit watch`")
 
 
+def test_watch_follows_a_log_key_rotation(logged: Run, tmp_path: Path) -> None:
+    state = tmp_path / "watch.json"
+    old_key = _key(logged)
+    ok(logged("audit", "watch", "--state", str(state), "--key", old_key))
+    _record(3)
+    ok(logged("key", "rotate", "log"))
+    _record(3)
+    new_key = _key(logged)
+    assert new_key != old_key
+    followed = ok(logged("audit", "watch", "--state", str(state)))
+    assert "log key was rotated" in followed.out and "consistent" in followed.out
+    assert json.loads(state.read_text())["key"] == new_key
+    assert "unchanged" in ok(logged("audit", "watch", "--state", str(state))).out
+    # The whole export verifies with either key pinned.
+    export = tmp_path / "log.jsonl"
+    ok(logged("audit", "export", "--out", str(export)))
+    for key in (old_key, new_key):
+        ok(logged("audit", "verify", str(export), "--key", key))
+
+
 def test_watch_first_run_with_the_wrong_key_is_a_finding(logged: Run, tmp_path: Path) -> None:
     state = tmp_path / "watch.json"
     result = logged("audit", "watch", "--state", str(state), "--key", _other_key())

@@ -209,6 +209,27 @@ def log_keys(session: Session) -> list[str]:
     )
 
 
+def handovers(session: Session) -> list[tuple[str, LogCheckpoint]]:
+    """Each log-key rotation's handover: (the new verifier key, the first checkpoint made
+    under it - signed by the old key and the new one), oldest first."""
+    keys = session.execute(
+        select(VaultKey.id, VaultKey.public)
+        .where(VaultKey.purpose == "log")
+        .order_by(VaultKey.created_at, VaultKey.id)
+    ).all()
+    found = []
+    for key in keys[1:]:
+        first = session.scalars(
+            select(LogCheckpoint)
+            .where(LogCheckpoint.key_id == key.id)
+            .order_by(LogCheckpoint.size)
+            .limit(1)
+        ).first()
+        if first is not None:
+            found.append((key.public, first))
+    return found
+
+
 def latest_checkpoint(session: Session) -> LogCheckpoint | None:
     return session.scalars(
         select(LogCheckpoint).order_by(LogCheckpoint.size.desc()).limit(1)

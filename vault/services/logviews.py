@@ -39,9 +39,17 @@ def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def key_info(ctx: Context) -> dict[str, str]:
-    """The log's origin and verifier key string (``name+hash+base64``)."""
-    return {"origin": auditlog.head(ctx.session).origin, "key": auditlog.verifier_key(ctx.session)}
+def key_info(ctx: Context) -> dict[str, Any]:
+    """The log's origin, its verifier key string (``name+hash+base64``), and the handover
+    checkpoint of every log-key rotation (so a watcher that pinned an older key can follow)."""
+    return {
+        "origin": auditlog.head(ctx.session).origin,
+        "key": auditlog.verifier_key(ctx.session),
+        "handovers": [
+            {"key": key, "size": cp.size, "note": cp.note}
+            for key, cp in auditlog.handovers(ctx.session)
+        ],
+    }
 
 
 def current_checkpoint(ctx: Context) -> LogCheckpoint:
