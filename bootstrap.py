@@ -82,7 +82,11 @@ def vault() -> int:
 
 def test(args: list[str]) -> int:
     ensure_venv("test")
-    return subprocess.run([str(PY), "-m", "pytest", *args], cwd=ROOT).returncode
+    # One pytest worker per CPU (pytest-xdist) unless the caller chose: the suite spends most
+    # of its time in real servers, Argon2id and fsyncs, which overlap well.
+    chosen = "no:xdist" in args or any(a.startswith(("-n", "--numprocesses")) for a in args)
+    parallel = [] if chosen else ["-n", "auto"]
+    return subprocess.run([str(PY), "-m", "pytest", *parallel, *args], cwd=ROOT).returncode
 
 
 def main() -> int:
