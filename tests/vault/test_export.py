@@ -324,3 +324,70 @@ def test_real_age_opens_the_bundle(vault: Vault, tmp_path: Path) -> None:
 
     assert hashlib.sha256(out.stdout).hexdigest() == result.manifest.sha256
     assert json.loads(out.stdout)["client"]["name"] == "Acme"
+
+
+def _validator() -> Any:
+    import jsonschema
+
+    from vault.formats.bundle import content_schema
+
+    schema = content_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+@pytest.mark.parametrize("history", [False, True])
+def test_content_matches_the_json_schema(vault: Vault, history: bool) -> None:
+    acme, _, _ = _populate(vault)
+    with vault.ctx() as ctx:
+        inventory.update_record(
+            ctx,
+            "vendor",
+            "Acme",
+            "Gandi",
+            renewal_date="2027-01-31",
+            support_contacts=[{"name": "Gandi support", "phone": "+33 1 70 37 76 61"}],
+            recovery_email="it@acme.example",
+        )
+        secrets.add_secret(ctx, "Acme", title="M365 2FA", kind="totp", value="JBSWY3DPEHPK3PXP")
+    bundle, _ = _export(vault, history=history)
+    content = _content(bundle, acme)
+    validator = _validator()
+    errors = [e.message for e in validator.iter_errors(content)]
+    assert errors == []
+    # the schema can fail: a secret without its value, a bad date, an unknown kind
+    broken = json.loads(json.dumps(content))
+    del broken["secrets"][0]["value"]
+    broken["vendors"][0]["renewal_date"] = "31/01/2027"
+    broken["assets"][0]["owner"] = "nobody"
+    messages = " ".join(e.message for e in validator.iter_errors(broken))
+    assert "'value' is a required property" in messages
+    assert "31/01/2027" in messages and "'nobody'" in messages
+
+
+def test_offline_bundle_is_the_same_document(vault: Vault, tmp_path: Path) -> None:
+    """An offline bundle from the database (no keyring) holds the same records."""
+    from vault.db import engine as db
+
+    acme, _, _ = _populate(vault)
+    online, _ = _export(vault, history=True)
+    engine = db.make_engine(vault.settings.database_url, read_only=True)
+    try:
+        buf = io.BytesIO()
+        result = export.write_offline(engine, "acme", [acme], buf, history=True)
+    finally:
+        engine.dispose()
+    a, b = _content(online, acme), _content(buf.getvalue(), acme)
+    assert b["mode"] == "offline" and result.manifest.mode == "offline"
+    for key in ("client", "recipients", "vendors", "domains", "assets", "secrets"):
+        assert a[key] == b[key], key
+    assert [e.message for e in _validator().iter_errors(b)] == []
+    # unsigned: accepted only when asked
+    with pytest.raises(VerificationFailed, match="unsigned"):
+        verify_bundle(io.BytesIO(buf.getvalue()), result.manifest_text, [acme])
+    ok = verify_bundle(
+        io.BytesIO(buf.getvalue()), result.manifest_text, [acme], allow_unsigned=True
+    )
+    assert ok.signature == "unsigned" and ok.counts == result.manifest.counts

@@ -169,6 +169,15 @@ class Manifest:
         )
 
 
+def content_schema() -> dict[str, Any]:
+    """The JSON Schema of the content (``vault/formats/export_schema.json``, package data)."""
+    from importlib import resources
+
+    text = resources.files("vault.formats").joinpath("export_schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
 def split_manifest(manifest: str | bytes) -> tuple[str, bool]:
     """(manifest text, whether it carries signature lines). A signed note ends in a blank line
     and signature lines; an unsigned (offline) manifest is the text alone."""
