@@ -142,6 +142,10 @@ def test_manifest_is_signed_by_the_log_key_and_verifies(vault: Vault) -> None:
     assert checked.key_pinned and checked.signature == "signed"
     assert checked.checkpoint is not None
     assert checked.checkpoint.size == result.manifest.checkpoint_size
+    # the checkpoint signed for the export is kept in the log's checkpoint table
+    with vault.store.read_session() as s, s.begin():
+        kept = auditlog.checkpoint_at(s, checked.checkpoint.size)
+        assert kept.note == json.loads(age.decrypt(bundle, [acme]))["log"]["checkpoint"]
     # without a pinned key it still checks, against the key the bundle names, and says so
     loose = verify_bundle(io.BytesIO(bundle), result.manifest_text, [acme])
     assert not loose.key_pinned and loose.warnings

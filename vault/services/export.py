@@ -31,11 +31,11 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import orjson
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from vault.crypto import age
-from vault.crypto.fields import FieldCipher, FieldLocation
+from vault.crypto.fields import FieldCipher, FieldLocation, RecordLocation
 from vault.db.models import (
     Asset,
     Client,
@@ -88,6 +88,8 @@ class ExportPlan:
     mode: str = "online"
     checkpoint_note: str | None = None
     verifier_key: str | None = None
+    #: the checkpoint was signed for this export and is stored with its event
+    checkpoint_fresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,8 @@ class ExportResult:
 
 def prepare(ctx: Context, client_name: str) -> ExportPlan:
     """Authorise the export (admin or the client's contact; another client's is "not found")
-    and cut the log checkpoint it carries: freshly signed when the vault is unsealed."""
+    and cut the log checkpoint it carries. Writes nothing: a checkpoint signed now (the log
+    grew since the latest) is stored by :func:`record`, with the export's event."""
     ctx.require(*EXPORTERS)
     client = get_client(ctx, client_name)
     if not client.recipients:
@@ -134,17 +137,22 @@ def prepare(ctx: Context, client_name: str) -> ExportPlan:
             "so that the export can be encrypted to it",
             field="recipients",
         )
-    note: str | None
-    try:
-        note = auditlog.export_checkpoint(ctx).note
-    except (Sealed, LogError):
-        note = None
+    note: str | None = None
+    fresh = False
+    if ctx.keys is not None and ctx.keys.log_signer is not None:
+        _, note = auditlog.current_note(ctx.session, ctx.keys)
+        latest = auditlog.latest_checkpoint(ctx.session)
+        fresh = latest is None or latest.note != note
+    else:
+        latest = auditlog.latest_checkpoint(ctx.session)
+        note = latest.note if latest is not None else None
     return ExportPlan(
         client_id=client.id,
         client_name=client.name,
         vault_id=load_meta(ctx.session).vault_id,
         checkpoint_note=note,
         verifier_key=_verifier_key(ctx.session),
+        checkpoint_fresh=fresh,
     )
 
 
@@ -178,8 +186,13 @@ def write(
 
 
 def record(ctx: Context, plan: ExportPlan, result: ExportResult) -> None:
-    """The ``client.export`` event: counts, sizes and the content hash - never a value."""
+    """The ``client.export`` event: counts, sizes and the content hash - never a value; and
+    the checkpoint the export carries, if it was signed for it."""
     m = result.manifest
+    if plan.checkpoint_fresh and plan.checkpoint_note is not None:
+        checkpoint = _parse_checkpoint(plan.checkpoint_note)
+        assert checkpoint is not None
+        auditlog.keep(ctx.session, ctx.keys, checkpoint.size, checkpoint.root, plan.checkpoint_note)
     audit.record(
         ctx,
         "client.export",
@@ -207,12 +220,16 @@ def export_client(
     progress: Progress | None = None,
     source: str | None = None,
 ) -> ExportResult:
-    """The three steps in a row (the CLI and the escrow runner): authorise, write, record."""
-    with store.context(actor, keys, source=source) as ctx:
-        plan = prepare(ctx, client_name)
+    """The three steps (the CLI and the escrow runner): authorise and write in one read-only
+    snapshot (so the checkpoint and the records are of the same moment), then record."""
+    principal = actor if isinstance(actor, Principal) else Principal.operator(actor)
     with store.read_session() as session, session.begin():
+        ctx = Context(
+            session=session, actor=principal.name, keys=keys, principal=principal, source=source
+        )
+        plan = prepare(ctx, client_name)
         result = write(session, keys, plan, out, history=history, progress=progress)
-    with store.context(actor, keys, source=source) as ctx:
+    with store.context(principal, keys, source=source) as ctx:
         record(ctx, plan, result)
     return result
 
@@ -568,6 +585,7 @@ def iter_secret_records(
     Pages of :data:`BATCH` secrets: one query for the page (keyset on the title key, so a page
     costs the same at the end as at the start), one for its versions, one for its links."""
     names = names if names is not None else _inventory_names(session, client)
+    conn = session.connection()  # Core rows: these are plain columns, no ORM objects
     after: tuple[str, str] | None = None
     while True:
         query = select(*_SECRET_COLUMNS).where(Secret.client_id == client.id)
@@ -578,16 +596,16 @@ def iter_secret_records(
                     and_(Secret.title_key == after[0], Secret.id > after[1]),
                 )
             )
-        page = session.execute(query.order_by(Secret.title_key, Secret.id).limit(BATCH)).all()
+        page = conn.execute(query.order_by(Secret.title_key, Secret.id).limit(BATCH)).all()
         if not page:
             return
         after = (page[-1].title_key, page[-1].id)
         ids = [row.id for row in page]
-        versions = _versions(session, ids, current_only=not history)
-        links = _links(session, ids, names)
+        versions = _versions(conn, ids, current_only=not history)
+        links = _links(conn, ids, names)
         for row in page:
-            mine = versions.get(row.id, [])
-            opened = [_open_version(cipher, client.id, row.id, v) for v in mine]
+            where = RecordLocation(client.id, "secret", row.id)
+            opened = [_open_version(cipher, where, v) for v in versions.get(row.id, ())]
             current = next((v for v in opened if v["version"] == row.current_version), None)
             record: dict[str, Any] = {
                 "id": row.id,
@@ -612,7 +630,7 @@ def iter_secret_records(
             yield record
 
 
-def _versions(session: Session, ids: list[str], *, current_only: bool) -> dict[str, list[Any]]:
+def _versions(conn: Connection, ids: list[str], *, current_only: bool) -> dict[str, list[Any]]:
     query = (
         select(
             SecretVersion.secret_id,
@@ -631,20 +649,21 @@ def _versions(session: Session, ids: list[str], *, current_only: bool) -> dict[s
             SecretVersion.version == Secret.current_version
         )
     found: dict[str, list[Any]] = {}
-    for row in session.execute(query):
+    for row in conn.execute(query):
         found.setdefault(row.secret_id, []).append(row)
     return found
 
 
-def _open_version(cipher: FieldCipher, client_id: str, secret_id: str, row: Any) -> dict[str, Any]:
+def _open_version(cipher: FieldCipher, where: RecordLocation, row: Any) -> dict[str, Any]:
+    version = row.version
+
     def open_(name: str, blob: bytes | None) -> str | None:
         if blob is None:
             return None
-        where = FieldLocation(client_id, "secret", secret_id, name, row.version)
-        return cipher.open_text(blob, where)
+        return cipher.open_in(blob, where, name, version).decode("utf-8")
 
     return {
-        "version": row.version,
+        "version": version,
         "created_at": row.created_at,
         "created_by": row.created_by,
         "username": open_("username", row.username_ct),
@@ -654,10 +673,10 @@ def _open_version(cipher: FieldCipher, client_id: str, secret_id: str, row: Any)
 
 
 def _links(
-    session: Session, ids: list[str], names: dict[str, dict[str, str]]
+    conn: Connection, ids: list[str], names: dict[str, dict[str, str]]
 ) -> dict[str, list[dict[str, str]]]:
     found: dict[str, list[dict[str, str]]] = {}
-    for link in session.execute(
+    for link in conn.execute(
         select(
             SecretLink.secret_id, SecretLink.vendor_id, SecretLink.domain_id, SecretLink.asset_id
         ).where(SecretLink.secret_id.in_(ids))
