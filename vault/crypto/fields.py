@@ -16,6 +16,7 @@ Random nonces are safe here: a client key seals far fewer than 2**32 values in i
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from dataclasses import dataclass
@@ -78,7 +79,13 @@ class RecordLocation:
         self._prefix = AAD_LABEL + _part(client_id) + _part(record_kind) + _part(record_id)
 
     def associated_data(self, field: str, version: int) -> bytes:
-        return self._prefix + _part(field) + _part(str(version))
+        return self._prefix + _field_part(field, version)
+
+
+@functools.lru_cache(maxsize=1024)
+def _field_part(field: str, version: int) -> bytes:
+    """The field-and-version end of the associated data (few distinct values: cached)."""
+    return _part(field) + _part(str(version))
 
 
 class FieldCipher:
