@@ -16,6 +16,7 @@ from api.routes import (
     auth,
     clients,
     escrow,
+    export,
     inventory,
     leases,
     reports,
@@ -82,6 +83,7 @@ def create_app(
     app.include_router(reports.router)
     app.include_router(takeover.router)
     app.include_router(escrow.router)
+    app.include_router(export.router)
     app.include_router(takeover.notices_router)
     app.include_router(log_routes.router)
     if not state.require_totp:

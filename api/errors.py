@@ -32,6 +32,7 @@ STATUS: list[tuple[type[errors.CustodyError], int]] = [
     (errors.DecryptionError, 500),
     (errors.InvalidInput, 422),
     (errors.AgeError, 422),
+    (errors.VerificationFailed, 422),
     # The transparency log: a proof asked for impossible sizes, or a note, event or export
     # handed to the server does not check out - the request's fault.
     (log_errors.ProofError, 422),

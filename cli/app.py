@@ -17,6 +17,7 @@ from cli.commands import (
     audit,
     clients,
     escrow,
+    export,
     inventory,
     maintenance,
     ownership,
@@ -56,6 +57,7 @@ for module in (
     ownership,
     escrow,
     maintenance,
+    export,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

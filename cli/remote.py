@@ -138,12 +138,26 @@ class Remote:
     ) -> int:
         """Stream a GET's body into ``out``; returns the bytes written. ``progress`` is told
         (bytes so far, total bytes if the server said)."""
+        written, _ = self.stream("GET", path, out, params=params, progress=progress)
+        return written
+
+    def stream(
+        self,
+        method: str,
+        path: str,
+        out: BinaryIO,
+        *,
+        params: dict[str, Any] | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> tuple[int, dict[str, str]]:
+        """Stream the body of a request's answer into ``out``: (bytes written, the answer's
+        headers, names in lower case)."""
         import httpx
 
         written = 0
         try:
             with httpx.stream(
-                "GET",
+                method,
                 self.server + path,
                 params=_params(params),
                 headers=self._headers(True),
@@ -152,6 +166,7 @@ class Remote:
                 if response.status_code >= 400:
                     response.read()
                     _raise_for(response)
+                headers = {k.lower(): v for k, v in response.headers.items()}
                 length = response.headers.get("content-length")
                 total = int(length) if length and length.isdigit() else None
                 for chunk in response.iter_bytes():
@@ -161,7 +176,7 @@ class Remote:
                         progress(written, total)
         except httpx.HTTPError as exc:
             raise CustodyError(f"cannot reach {self.server}: {type(exc).__name__}") from None
-        return written
+        return written, headers
 
     def _headers(self, auth: bool) -> dict[str, str]:
         if not auth:

@@ -4,6 +4,7 @@ database file itself."""
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from tests.conftest import Vault
 from vault.crypto import age
 from vault.db.models import AuditEvent
 from vault.errors import CustodyError
-from vault.services import clients, inventory, secrets
+from vault.services import clients, export, inventory, secrets
 
 CANARY = "CANARY-7f3a9c-do-not-leak"
 
@@ -60,6 +61,12 @@ def _plant(vault: Vault) -> list[object]:
         seen.append(secrets.read_secret(ctx, "Acme", "Router", version=1))
         for kind in ("vendor", "domain", "asset"):
             seen.append(inventory.show_record(ctx, kind, "Acme", f"{kind}-1"))
+    # a full export decrypts every field; its result, manifest and event carry no value
+    bundle = io.BytesIO()
+    seen.append(export.export_client(vault.store, vault.keys, "operator:test", "Acme", bundle))
+    seen.append(
+        export.export_client(vault.store, vault.keys, "operator:test", "Acme", bundle, history=True)
+    )
     return seen
 
 

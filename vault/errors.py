@@ -73,6 +73,17 @@ class Conflict(CustodyError):
     code = "conflict"
 
 
+class VerificationFailed(CustodyError):
+    """Something handed to Custody to check (an export bundle and its manifest) did not check
+    out. ``check`` names what failed (``signature``, ``hash``, ``counts`` ...)."""
+
+    code = "verification_failed"
+
+    def __init__(self, check: str, message: str) -> None:
+        super().__init__(f"{check}: {message}", field=check)
+        self.check = check
+
+
 # --- keys and sealing ----------------------------------------------------------------------
 
 

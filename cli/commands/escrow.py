@@ -54,7 +54,7 @@ def escrow_add(
     }
     server = remote()
     if server is not None:
-        row = server.call("POST", f"/clients/{server.client_id(client)}/escrow", json=body)
+        row = server.call("POST", f"/clients/{server.client_id(client)}/escrow", json_body=body)
     else:
         from vault.services import escrow
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -74,7 +75,7 @@ def takeover_start(client: str, totp_code: str | None, yes: bool, as_json: bool)
         status = server.call(
             "POST",
             f"/clients/{server.client_id(client)}/takeover",
-            json={"totp_code": totp_code},
+            json_body={"totp_code": totp_code},
         )
     else:
         from vault.services import takeover
@@ -109,7 +110,7 @@ def takeover_notice(client: str, days: int, as_json: bool) -> None:
         status = server.call(
             "PUT",
             f"/clients/{server.client_id(client)}/takeover/notice",
-            json={"notice_days": days},
+            json_body={"notice_days": days},
         )
     else:
         from vault.services import takeover
@@ -117,6 +118,195 @@ def takeover_notice(client: str, days: int, as_json: bool) -> None:
         with local_context() as ctx:
             status = takeover.set_notice_days(ctx, client, days).as_dict()
     _show(status, as_json)
+
+
+# --- the takeover kit: check a bundle, read it, make one without the server ----------------------
+
+
+def _manifest_for(bundle: Path, manifest: Path | None) -> str:
+    """The manifest text: --manifest, else FILE.manifest, else FILE with .manifest for .age."""
+    from vault.errors import InvalidInput
+
+    candidates = (
+        [manifest]
+        if manifest is not None
+        else [bundle.with_name(bundle.name + ".manifest"), bundle.with_suffix(".manifest")]
+    )
+    for path in candidates:
+        if path.is_file():
+            try:
+                return path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                raise InvalidInput(f"cannot read the manifest {path}", field="manifest") from None
+    raise InvalidInput(
+        f"no manifest found for {bundle} (looked for {candidates[0].name}); give --manifest",
+        field="manifest",
+    )
+
+
+def _pinned_key(key: str | None) -> str | None:
+    """--key: a verifier key string, or a file holding one."""
+    if key is None:
+        return None
+    path = Path(key)
+    if "+" not in key and path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    return key.strip()
+
+
+def _verify(
+    bundle: Path,
+    identity_file: Path,
+    manifest: Path | None,
+    key: str | None,
+    allow_unsigned: bool,
+) -> Any:
+    from cli.commands.clients import load_identities
+    from cli.common import Finding
+    from vault.errors import VerificationFailed
+    from vault.formats.bundle import verify_bundle
+
+    identities = load_identities(identity_file)
+    text = _manifest_for(bundle, manifest)
+    try:
+        with bundle.open("rb") as fh:
+            return verify_bundle(
+                fh,
+                text,
+                identities,
+                verifier_key=_pinned_key(key),
+                allow_unsigned=allow_unsigned,
+            )
+    except VerificationFailed as exc:
+        raise Finding(f"{bundle.name}: {exc.message}") from None
+
+
+_bundle_argument = click.argument(
+    "bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+_identity_option = click.option(
+    "--identity",
+    "identity_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The client's age identity file (passphrase-protected or plain).",
+)
+_manifest_option = click.option(
+    "--manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The manifest (default: BUNDLE.manifest).",
+)
+_key_option = click.option(
+    "--key",
+    help="The vault's log verifier key (name+hash+base64, from `custody audit key`), or a "
+    "file holding it: proves the bundle came from that vault.",
+)
+_unsigned_option = click.option(
+    "--allow-unsigned",
+    is_flag=True,
+    help="Accept an unsigned manifest (an offline bundle you made yourself).",
+)
+
+
+@takeover_group.command("verify")
+@_bundle_argument
+@_identity_option
+@_manifest_option
+@_key_option
+@_unsigned_option
+@json_option
+def takeover_verify(
+    bundle: Path,
+    identity_file: Path,
+    manifest: Path | None,
+    key: str | None,
+    allow_unsigned: bool,
+    as_json: bool,
+) -> None:
+    """Check an export bundle offline: the manifest's signature, that the bundle decrypts
+    with your identity, its hash and size, and every record count.
+
+    Exit status 1 (one FAILED line naming the check) if anything does not match."""
+    result = _verify(bundle, identity_file, manifest, key, allow_unsigned)
+    if as_json:
+        print_json(result.as_dict())
+    else:
+        _print_verified(bundle, result)
+    for warning in result.warnings:
+        click.echo(f"custody: warning: {warning}", err=True)
+
+
+def _print_verified(bundle: Path, result: Any) -> None:
+    m = result.manifest
+    if result.signature == "signed":
+        who = result.verifier_key.split("+", 1)[0] if result.verifier_key else "?"
+        signed = f"signed by {who}" + (" (pinned key)" if result.key_pinned else "")
+    else:
+        signed = "UNSIGNED (offline bundle, accepted with --allow-unsigned)"
+    click.echo(f"OK: {bundle.name} is the {m.mode} export of {m.client_name}, made {m.created}")
+    click.echo(f"  manifest {signed}")
+    click.echo("  " + ", ".join(f"{n} {kind}" for kind, n in result.counts.items()))
+    if result.checkpoint is not None:
+        click.echo(f"  log checkpoint: {result.checkpoint.size} events, signature verified")
+
+
+@takeover_group.command("offline")
+@click.option(
+    "--db",
+    "database",
+    required=True,
+    help="A copy of the SQLite file (or a database URL) to export from.",
+)
+@_identity_option
+@click.option("--client", "client_name", required=True, help="The client to export.")
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The bundle to write (its manifest goes to FILE.manifest).",
+)
+@click.option("--history", is_flag=True, help="Include every earlier version of each secret.")
+@json_option
+def takeover_offline(
+    database: str,
+    identity_file: Path,
+    client_name: str,
+    out_path: Path,
+    history: bool,
+    as_json: bool,
+) -> None:
+    """Make the client's export bundle from a database copy, with only the client's identity:
+    no vault passphrase, no server. The vault's key stays sealed, so the manifest is unsigned
+    (marked offline): verify it with --allow-unsigned."""
+    from cli.commands.clients import load_identities
+    from cli.commands.export import atomic_output, manifest_path, write_text_file
+    from cli.common import local_only, progress_bar
+    from vault.config import database_url_for
+    from vault.services import export
+    from vault.services.recovery import open_backup
+
+    local_only("custody takeover offline")
+    identities = load_identities(identity_file)
+    engine = open_backup(database_url_for(database))
+    try:
+        with progress_bar("Exporting") as progress, atomic_output(out_path) as out:
+            result = export.write_offline(
+                engine, client_name, identities, out, history=history, progress=progress
+            )
+    finally:
+        engine.dispose()
+    write_text_file(manifest_path(out_path), result.manifest_text)
+    if as_json:
+        print_json(result.as_dict())
+        return
+    counts = result.manifest.counts
+    click.echo(
+        f"exported {result.manifest.client_name} offline: "
+        + ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+        + f" -> {out_path}"
+    )
+    click.echo(f"manifest (unsigned) -> {manifest_path(out_path)}")
 
 
 @click.group("notice")

@@ -87,6 +87,7 @@ ACCESS: dict[tuple[str, str], set[str]] = {
     ("POST", "/clients/{client}/escrow"): {"admin", "client_a"},
     ("DELETE", "/clients/{client}/escrow/{destination_id}"): {"admin", "client_a"},
     ("POST", "/clients/{client}/escrow/run"): {"admin", "client_a"},
+    ("POST", "/clients/{client}/export"): {"admin", "client_a"},
     ("POST", "/notices/{notice_id}/ack"): ADMIN,
     # The transparency log: key, checkpoints and consistency proofs reveal no event; events,
     # their inclusion proofs and exports are read within the caller's client scope (client B's

@@ -65,6 +65,54 @@ def test_directory_drop_is_atomic_private_and_logged(
     assert [r.ok for r in forced] == [True]
 
 
+def test_directory_drop_delivers_a_real_bundle_that_the_client_opens_and_verifies(
+    vault: Vault, tmp_path: Path
+) -> None:
+    import json
+
+    from vault.crypto import age
+    from vault.errors import AgeNoIdentityMatch
+    from vault.formats.bundle import verify_bundle
+    from vault.services import auditlog, secrets
+
+    identity = age.X25519Identity.generate()
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Acme", recipients=[str(identity.recipient)])
+        secrets.add_secret(ctx, "Acme", title="Mail admin", value="escrow-canary-value-1")
+    drop_dir = tmp_path / "share"
+    drop_dir.mkdir()
+    with vault.ctx() as ctx:
+        escrow.add_destination(ctx, "Acme", directory=str(drop_dir))
+    results = escrow.run_due(vault.store, vault.keys)
+    assert [r.ok for r in results] == [True], results
+    bundle_file = next(drop_dir.glob("*.age"))
+    manifest_file = next(drop_dir.glob("*.manifest"))
+    assert stat.S_IMODE(manifest_file.stat().st_mode) == 0o600
+    content = json.loads(age.decrypt(bundle_file.read_bytes(), [identity]))
+    assert [s["value"] for s in content["secrets"]] == ["escrow-canary-value-1"]
+    with vault.store.read_session() as s, s.begin():
+        vkey = auditlog.verifier_key(s)
+    with bundle_file.open("rb") as fh:
+        checked = verify_bundle(fh, manifest_file.read_text(), [identity], verifier_key=vkey)
+    assert checked.counts["secrets"] == 1 and checked.key_pinned
+    assert results[0].bytes == bundle_file.stat().st_size
+    # the drop is logged as an export by the escrow runner, and the values stay out of the log
+    exports = _events(vault, "client.export")
+    assert [e.actor for e in exports] == ["system:escrow"]
+    assert "escrow-canary-value-1" not in json.dumps([e.detail for e in exports])
+    with pytest.raises(AgeNoIdentityMatch):  # the vault itself cannot open the drop
+        age.decrypt(bundle_file.read_bytes(), [vault.keys.identity])
+
+
+def test_a_client_without_recipients_gets_a_failed_drop(vault: Vault, tmp_path: Path) -> None:
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Acme")
+        escrow.add_destination(ctx, "Acme", directory=str(tmp_path))
+    results = escrow.run_due(vault.store, vault.keys)
+    assert not results[0].ok and "no escrow recipient" in (results[0].error or "")
+    assert list(tmp_path.glob("*.age")) == []
+
+
 def test_a_missing_directory_fails_backs_off_and_becomes_overdue(
     vault: Vault, acme: str, tmp_path: Path
 ) -> None:

@@ -256,6 +256,15 @@ def sign(session: Session, keys: KeyRing | None) -> LogCheckpoint:
     """A checkpoint of the log as it is now: the latest one if the tree has not grown since,
     else a newly signed one (idempotent across processes: the same size signs the same note).
     """
+    now, note = current_note(session, keys)
+    keep(session, keys, now.size, now.root, note)
+    return checkpoint_at(session, now.size)
+
+
+def current_note(session: Session, keys: KeyRing | None) -> tuple[Head, str]:
+    """The head and a signed checkpoint note of it, without storing anything (the latest
+    stored note when the tree has not grown since). :func:`keep` stores it later - an export
+    cuts its checkpoint in a read-only snapshot and stores it with its own event."""
     if keys is None or keys.log_signer is None or keys.log_key_id is None:
         raise Sealed("the vault is sealed: checkpoints are signed by the unsealed log key")
     current = session.scalars(
@@ -271,7 +280,7 @@ def sign(session: Session, keys: KeyRing | None) -> LogCheckpoint:
     latest = latest_checkpoint(session)
     if latest is not None:
         if latest.size == now.size:
-            return latest
+            return now, latest.note
         if latest.size > now.size:
             raise LogError(
                 f"the log has {now.size} events but was checkpointed at {latest.size}: "
@@ -280,9 +289,16 @@ def sign(session: Session, keys: KeyRing | None) -> LogCheckpoint:
     note = sign_checkpoint(
         Checkpoint(origin=now.origin, size=now.size, root=now.root), keys.log_signer
     )
+    return now, note
+
+
+def keep(session: Session, keys: KeyRing | None, size: int, root: bytes, note: str) -> None:
+    """Store a checkpoint note signed by :func:`current_note` (nothing if that size is kept)."""
+    if keys is None or keys.log_key_id is None:
+        raise Sealed("the vault is sealed: checkpoints are signed by the unsealed log key")
     values = {
-        "size": now.size,
-        "root": now.root,
+        "size": size,
+        "root": root,
         "note": note,
         "key_id": keys.log_key_id,
         "signed_at": datetime.now().astimezone(),
@@ -294,7 +310,6 @@ def sign(session: Session, keys: KeyRing | None) -> LogCheckpoint:
     else:
         statement = sqlite.insert(LogCheckpoint).values(values).on_conflict_do_nothing()
     session.execute(statement)
-    return checkpoint_at(session, now.size)
 
 
 def checkpoint_due(

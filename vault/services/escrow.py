@@ -19,6 +19,7 @@ import base64
 import ipaddress
 import os
 import re
+import shutil
 import socket
 import ssl
 import tempfile
@@ -46,6 +47,8 @@ OVERDUE_FACTOR = 1.5
 FIRST_RETRY = timedelta(minutes=5)
 MAX_RETRY = timedelta(hours=6)
 HTTP_TIMEOUT = 120.0
+#: bytes copied at a time when a bundle is written into a drop directory
+COPY_CHUNK = 1024 * 1024
 #: "1": allow HTTPS destinations on private, loopback and link-local addresses (tests, LANs)
 ALLOW_PRIVATE_ENV = "CUSTODY_ESCROW_ALLOW_PRIVATE"
 #: extra CA certificates (PEM) trusted for HTTPS destinations, e.g. a client's own CA
@@ -398,7 +401,7 @@ def deliver_to_directory(
         raise DeliveryError(f"{directory} is not a directory (is the share mounted?)")
     stem = f"custody-{slug}-{now:%Y%m%dT%H%M%SZ}"
     try:
-        size = _atomic_copy(bundle.read_bytes(), directory / f"{stem}.age")
+        size = _atomic_copy(bundle, directory / f"{stem}.age")
         if manifest is not None:
             _atomic_copy(manifest.encode("utf-8"), directory / f"{stem}.manifest")
     except OSError as exc:
@@ -406,11 +409,16 @@ def deliver_to_directory(
     return size
 
 
-def _atomic_copy(data: bytes, target: Path) -> int:
+def _atomic_copy(data: bytes | Path, target: Path) -> int:
+    """Write ``data`` (bytes, or a file copied in pieces) to ``target`` via a temporary file."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".custody-", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(data)
+            if isinstance(data, Path):
+                with data.open("rb") as src:
+                    shutil.copyfileobj(src, out, COPY_CHUNK)
+            else:
+                out.write(data)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(tmp, 0o600)
@@ -418,7 +426,7 @@ def _atomic_copy(data: bytes, target: Path) -> int:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return len(data)
+    return target.stat().st_size
 
 
 def _check_host(host: str, port: int) -> None:
@@ -484,5 +492,11 @@ def _reason(exc: Exception) -> str:
 def _export_bundle(
     store: Any, keys: KeyRing, client_id: str, directory: Path
 ) -> tuple[Path, str | None]:
-    """The client's age bundle (vault.services.export), written into ``directory``."""
-    raise DeliveryError("the export bundle is not available in this build")
+    """The client's age bundle (vault.services.export) and its signed manifest, written into
+    ``directory`` (a private temporary directory of the run)."""
+    from vault.services import export
+
+    path = directory / "bundle.age"
+    with path.open("wb") as out:
+        result = export.export_client(store, keys, RUNNER, client_id, out)
+    return path, result.manifest_text

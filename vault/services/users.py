@@ -235,9 +235,7 @@ def _require_client_owner(ctx: Context, client_name: str | None) -> None:
         raise InvalidInput("name the client", field="client")
     client = get_client(ctx, client_name)  # another client: not found
     if client.owned_at is None:
-        raise Forbidden(
-            "the client's contacts manage access only after a takeover has completed"
-        )
+        raise Forbidden("the client's contacts manage access only after a takeover has completed")
 
 
 def list_grants(ctx: Context, username: str | None = None) -> list[tuple[Grant, User, Client]]:

@@ -1,0 +1,212 @@
+"""`custody export` and the takeover kit's `verify` and `offline`, in-process and over a server."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Run
+from vault.crypto import age
+
+VALUE = "cli-export-canary-Pa55"
+
+
+@pytest.fixture
+def acme(initialized: Run, tmp_path: Path) -> tuple[Run, Path]:
+    """A vault with client Acme (one secret, one vendor); returns the client's identity file."""
+    run = initialized
+    identity = age.X25519Identity.generate()
+    identity_file = tmp_path / "acme-identity.txt"
+    identity_file.write_text(f"# Acme's escrow key\n{identity}\n")
+    assert run("client", "add", "Acme").code == 0
+    assert run("recipient", "add", "Acme", str(identity.recipient)).code == 0
+    added = run("secret", "add", "Acme", "--title", "Router", "--password-stdin", input=VALUE)
+    assert added.code == 0, added.err
+    assert run("vendor", "add", "Acme", "Gandi", "--account-number", "ACC-77").code == 0
+    return run, identity_file
+
+
+def _key(run: Run) -> str:
+    result = run("audit", "key")
+    assert result.code == 0, result.err
+    return result.out.strip()
+
+
+def test_export_then_verify(acme: tuple[Run, Path], tmp_path: Path) -> None:
+    run, identity = acme
+    bundle = tmp_path / "out" / "acme.age"
+    bundle.parent.mkdir()
+    done = run("export", "Acme", "--out", str(bundle), "--json")
+    assert done.code == 0, done.err
+    summary = json.loads(done.out)
+    assert summary["counts"]["secrets"] == 1 and summary["counts"]["vendors"] == 1
+    assert VALUE not in done.out + done.err
+    manifest = tmp_path / "out" / "acme.age.manifest"
+    assert stat.S_IMODE(bundle.stat().st_mode) == 0o600
+    assert sorted(p.name for p in bundle.parent.iterdir()) == ["acme.age", "acme.age.manifest"]
+    assert VALUE.encode() not in bundle.read_bytes()
+
+    key = _key(run)
+    ok = run("takeover", "verify", str(bundle), "--identity", str(identity), "--key", key)
+    assert ok.code == 0, ok.err
+    assert ok.out.startswith("OK: acme.age is the online export of Acme")
+    assert "(pinned key)" in ok.out and ok.err == ""
+    unpinned = run("takeover", "verify", str(bundle), "--identity", str(identity), "--json")
+    assert unpinned.code == 0 and json.loads(unpinned.out)["key_pinned"] is False
+    assert "warning: the log key was taken from the bundle itself" in unpinned.err
+
+    # a changed manifest: exit 1, one line naming the check
+    manifest.write_text(manifest.read_text().replace("count vendors 1", "count vendors 2"))
+    bad = run("takeover", "verify", str(bundle), "--identity", str(identity), "--key", key)
+    assert bad.code == 1
+    assert bad.err.strip().splitlines() == [
+        "custody: FAILED: acme.age: signature: the manifest is not signed by "
+        + key.split("+")[0]
+        + "+"
+        + key.split("+")[1]
+    ]
+    # bad input: exit 2, one line
+    manifest.unlink()
+    missing = run("takeover", "verify", str(bundle), "--identity", str(identity))
+    assert missing.code == 2 and missing.err.count("\n") == 1
+    assert "no manifest found" in missing.err
+    junk = tmp_path / "junk.txt"
+    junk.write_text("not a key\n")
+    wrong = run("takeover", "verify", str(bundle), "--identity", str(junk))
+    assert wrong.code == 2 and wrong.err.startswith("custody: error: identity file line 1")
+
+
+def test_export_refusals_are_one_line(acme: tuple[Run, Path], tmp_path: Path) -> None:
+    run, _ = acme
+    nowhere = run("export", "Acme", "--out", str(tmp_path / "no" / "such" / "dir.age"))
+    assert nowhere.code == 2 and nowhere.err.count("\n") == 1
+    unknown = run("export", "Nobody", "--out", str(tmp_path / "x.age"))
+    assert unknown.code == 2 and "no client named" in unknown.err
+    assert not (tmp_path / "x.age").exists() and list(tmp_path.glob(".x.age.*")) == []
+    assert run("client", "add", "Lonely").code == 0
+    lonely = run("export", "Lonely", "--out", str(tmp_path / "l.age"))
+    assert lonely.code == 2 and "no escrow recipient" in lonely.err
+    try:
+        import vault.formats.writers  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
+    except ImportError:
+        csv = run("export", "Acme", "--out", str(tmp_path / "a.csv"), "--format", "csv")
+        assert csv.code == 2 and "not available" in csv.err
+    choice = run("export", "Acme", "--out", str(tmp_path / "a.x"), "--format", "xml")
+    assert choice.code == 2
+
+
+def _sqlite_copy(tmp_path: Path) -> Path:
+    source = sqlite3.connect(os.environ["CUSTODY_DATABASE_URL"].split("///", 1)[1])
+    dest = tmp_path / "backup.db"
+    target = sqlite3.connect(dest)
+    source.backup(target)
+    source.close()
+    target.close()
+    return dest
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_offline_bundle_from_a_backup(
+    acme: tuple[Run, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run, identity = acme
+    assert run("audit", "checkpoint").code == 0  # the copy then holds a signed checkpoint
+    key = _key(run)
+    backup = _sqlite_copy(tmp_path)
+    # no passphrase, no vault: only the copy and the client's identity
+    for name in ("CUSTODY_UNSEAL_PASSPHRASE", "CUSTODY_DATABASE_URL", "CUSTODY_HOME"):
+        monkeypatch.delenv(name)
+    bundle = tmp_path / "offline.age"
+    made = run(
+        "takeover",
+        "offline",
+        "--db",
+        str(backup),
+        "--identity",
+        str(identity),
+        "--client",
+        "acme",
+        "--out",
+        str(bundle),
+    )
+    assert made.code == 0, made.err
+    assert "manifest (unsigned)" in made.out
+    content = json.loads(
+        age.decrypt(bundle.read_bytes(), age.parse_identities(identity.read_text()))
+    )
+    assert content["mode"] == "offline" and content["secrets"][0]["value"] == VALUE
+    refused = run("takeover", "verify", str(bundle), "--identity", str(identity), "--key", key)
+    assert refused.code == 1 and "--allow-unsigned" in refused.err
+    accepted = run(
+        "takeover",
+        "verify",
+        str(bundle),
+        "--identity",
+        str(identity),
+        "--key",
+        key,
+        "--allow-unsigned",
+    )
+    assert accepted.code == 0, accepted.err
+    assert "UNSIGNED (offline bundle" in accepted.out
+    assert "log checkpoint:" in accepted.out and "nothing proves its origin" in accepted.err
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_export_over_the_server_as_the_client(cli_env: dict[str, str], tmp_path: Path) -> None:
+    from tests.cli.test_remote import PW, _enrol, _ok, _run
+    from tests.server import uvicorn_server
+
+    local = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
+    local.update(cli_env, CUSTODY_CONFIG_DIR=str(tmp_path / "config"))
+    identity = age.X25519Identity.generate()
+    identity_file = tmp_path / "id.txt"
+    identity_file.write_text(f"{identity}\n")
+    _ok(local, "init")
+    _ok(local, "client", "add", "Acme")
+    _ok(local, "recipient", "add", "Acme", str(identity.recipient))
+    _ok(local, "secret", "add", "Acme", "--title", "Router", "--password-stdin", input=VALUE)
+    _ok(
+        local,
+        "user",
+        "add",
+        "ann",
+        "--role",
+        "client",
+        "--client",
+        "Acme",
+        "--password-stdin",
+        input=PW,
+    )
+    _ok(local, "user", "add", "carl", "--role", "consultant", "--password-stdin", input=PW)
+    _ok(local, "grant", "add", "carl", "Acme")
+    ann, carl = _enrol(local, "ann"), _enrol(local, "carl")
+    key = _ok(local, "audit", "key").strip()
+    with uvicorn_server(cli_env) as url:
+        remote = dict(local, CUSTODY_SERVER=url)
+        _ok(remote, "login", "-u", "carl", "--password-stdin", "--totp", carl.now(), input=PW)
+        refused = _run(remote, "export", "Acme", "--out", str(tmp_path / "c.age"))
+        assert refused.returncode == 2 and "may not" in refused.stderr
+        assert not (tmp_path / "c.age").exists()
+        _ok(remote, "logout")
+        _ok(remote, "login", "-u", "ann", "--password-stdin", "--totp", ann.now(), input=PW)
+        bundle = tmp_path / "acme.age"
+        out = _ok(remote, "export", "Acme", "--out", str(bundle), "--history")
+        assert "manifest ->" in out and VALUE not in out
+    verified = subprocess.run(
+        [sys.executable, "-m", "cli.main", "takeover", "verify", str(bundle)]
+        + ["--identity", str(identity_file), "--key", key],
+        env=local,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert "online export of Acme" in verified.stdout
