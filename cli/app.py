@@ -17,6 +17,7 @@ from cli.commands import (
     audit,
     clients,
     escrow,
+    imports,
     inventory,
     ownership,
     secrets,
@@ -44,7 +45,18 @@ def cli(server: str | None) -> None:
     """
 
 
-for module in (system, session, access, clients, secrets, inventory, audit, ownership, escrow):
+for module in (
+    system,
+    session,
+    access,
+    clients,
+    secrets,
+    inventory,
+    audit,
+    ownership,
+    escrow,
+    imports,
+):
     for command in module.COMMANDS:
         cli.add_command(command)
 
