@@ -80,13 +80,13 @@ def _open_kdbx(path: Path, passphrase: str | None, keyfile: Path | None) -> Any:
         kp = PyKeePass(
             str(path), password=passphrase or None, keyfile=str(keyfile) if keyfile else None
         )
+        return kp.tree
     except CredentialsError:
         raise FormatError("wrong passphrase or key file", origin=path.name) from None
     except Exception:  # noqa: BLE001 - pykeepass/construct raise many kinds; say it once
         raise FormatError(
             "not a readable KDBX file (damaged or unsupported)", origin=path.name
         ) from None
-    return kp.tree
 
 
 def _parse_xml(path: Path) -> Any:
