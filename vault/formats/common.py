@@ -106,8 +106,9 @@ def is_totp_value(value: str) -> bool:
 
 
 def pair_totp(items: Iterable[PortableItem]) -> Iterator[tuple[PortableItem, PortableItem | None]]:
-    """Pair each login with its TOTP item (titled ``"<login> TOTP"``, same links, no username,
-    notes or history of its own), so tools with an OTP field on a login get one entry.
+    """Pair each login with its TOTP item (titled ``"<login> TOTP"``, same links, URL, tags and
+    group, no username, notes or history of its own), so tools with an OTP field on a login
+    get one entry.
 
     Yields ``(item, totp)``: ``totp`` is the paired TOTP item or None. A paired TOTP item is not
     yielded on its own; an unpaired one is yielded as an item. Needs the whole list (a TOTP item
@@ -127,7 +128,9 @@ def pair_totp(items: Iterable[PortableItem]) -> Iterator[tuple[PortableItem, Por
             and not item.history
             and (item.vendor, item.domains, item.assets)
             == (login.vendor, login.domains, login.assets)
-            and item.url in (None, login.url)
+            and item.url == login.url
+            and item.tags == login.tags
+            and item.group == login.group
         ):
             paired[login.title.casefold()] = item
     taken = {id(totp) for totp in paired.values()}
