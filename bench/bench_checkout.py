@@ -294,8 +294,9 @@ def main() -> None:
     args = parser.parse_args()
     results = []
     with workdir("custody-bench-co-") as root:
-        results.append(run_engine("sqlite", f"sqlite:///{root}/custody.db", args,
-                                  args.sqlite_workers))
+        results.append(
+            run_engine("sqlite", f"sqlite:///{root}/custody.db", args, args.sqlite_workers)
+        )
     if args.pg:
         for workers in (1, 2):
             url, drop = fresh_pg(args.pg)

@@ -17,7 +17,8 @@ from vault.db.engine import READ_ONLY_OPTION, make_engine
 def app_from_env() -> FastAPI:
     # Read-only transactions, as Custody's own reads (no write lock on SQLite).
     engine = make_engine(os.environ["CUSTODY_DATABASE_URL"]).execution_options(
-        **{READ_ONLY_OPTION: True})
+        **{READ_ONLY_OPTION: True}
+    )
     app = FastAPI()
 
     @app.get("/row")
