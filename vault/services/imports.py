@@ -51,7 +51,13 @@ from vault.services import Context, audit, inventory
 from vault.services import secrets as secrets_service
 from vault.services.clients import get_client
 from vault.services.secrets import NewSecret, reveal_version
-from vault.services.validation import name_key
+from vault.services.validation import (
+    MAX_TITLE,
+    choice,
+    clean_name,
+    name_key,
+    optional_text,
+)
 
 DEFAULT_BATCH = 500
 SOURCES = ("bitwarden", "keepass", "pass", "csv")
@@ -336,6 +342,7 @@ def apply_plan(
 ) -> int:
     """Write ``records`` and the ``entries`` to create, in the caller's transaction."""
     quiet = _quiet(ctx)
+    _insert_vendors(ctx, plan, [r for r in records if r.kind == "vendor"], ids)
     for rec in records:
         key = (rec.kind, name_key(rec.name))
         if key in ids:
@@ -356,8 +363,11 @@ def apply_plan(
         values.update({k: v for k, v in rec.fields.items() if k in allowed and v})
         try:
             made = inventory.add_record(quiet, rec.kind, plan.client_id, **values)
-        except InvalidInput:
-            made = inventory.add_record(quiet, rec.kind, plan.client_id, name=rec.name)
+        except InvalidInput:  # a field it cannot take (a bad date, say): the record without it
+            try:
+                made = inventory.add_record(quiet, rec.kind, plan.client_id, name=rec.name)
+            except InvalidInput:
+                continue  # an unusable name: no record, and no links to it
         ids[key] = made.row.id
     todo = [e for e in entries if e.action == "create"]
     if not todo:
@@ -378,6 +388,59 @@ def apply_plan(
         if rows:
             ctx.session.connection().execute(insert(_table(SecretLink)), rows)
     return len(added)
+
+
+def _insert_vendors(
+    ctx: Context,
+    plan: ImportPlan,
+    records: Sequence[PlannedRecord],
+    ids: dict[tuple[str, str], str],
+) -> None:
+    """Vendors named by URL hosts can be hundreds: match them in one query and insert the new
+    ones as plain rows (validated as ``inventory.add_record`` would; no private fields)."""
+    wanted = {name_key(r.name): r for r in records if ("vendor", name_key(r.name)) not in ids}
+    if not wanted:
+        return
+    keys = list(wanted)
+    for start in range(0, len(keys), 500):
+        for vid, key in ctx.session.execute(
+            select(Vendor.id, Vendor.name_key).where(
+                Vendor.client_id == plan.client_id, Vendor.name_key.in_(keys[start : start + 500])
+            )
+        ):
+            ids[("vendor", key)] = vid
+            wanted.pop(key, None)
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    for key, rec in wanted.items():
+        try:
+            name = clean_name(rec.name, "name", max_length=MAX_TITLE)
+            category = choice(
+                rec.fields.get("category"), "category", inventory.VENDOR_CATEGORIES, "other"
+            )
+            website = optional_text(rec.fields.get("website"), "website")
+        except InvalidInput:
+            continue  # an unusable name: no vendor, and no links to it
+        vid = new_id()
+        rows.append(
+            {
+                "id": vid,
+                "client_id": plan.client_id,
+                "name": name,
+                "name_key": name_key(name),
+                "owner_kind": "unknown",
+                "revision": 1,
+                "category": category,
+                "website": website,
+                "support_contacts": [],
+                "twofa_location": "unknown",
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        ids[("vendor", key)] = vid
+    if rows:
+        ctx.session.connection().execute(insert(_table(Vendor)), rows)
 
 
 def _table(model: Any) -> Table:
