@@ -292,3 +292,64 @@ def test_matching_is_case_insensitive(vault: Vault) -> None:
     assert plan.entries[1].links == [("vendor", "GANDI.net")]
     assert plan.counts()["vendors_match"] == 1
     assert name_key("GANDI.net") == "gandi.net"
+
+
+CANARY = "CANARY-1d2e3f-import-never-leaks"
+
+
+def test_import_never_leaks_values(
+    vault: Vault, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import logging
+
+    from vault.errors import FormatError
+
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Acme")
+    items = [
+        PortableItem(
+            title="Router",
+            value=CANARY + "-value",
+            username=CANARY + "-user",
+            notes=CANARY + "-notes",
+            history=(PortableVersion(CANARY + "-old"),),
+        ),
+        PortableItem(title="Huge", value=CANARY * 5000),
+        PortableItem(title="Bad seed", kind="totp", value=CANARY),
+    ]
+    out = tmp_path / "x.json"
+    writers.write("bitwarden-json", items, out)
+    caplog.set_level(logging.DEBUG)
+    for name in ("sqlalchemy.engine", "sqlalchemy.pool"):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        read, _ = read_source("bitwarden", out)
+        result = _run(vault, "Acme", read, source="bitwarden")
+        again = _run(vault, "Acme", read, source="bitwarden")
+    finally:
+        for name in ("sqlalchemy.engine", "sqlalchemy.pool"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    assert result.created == 1 and again.created == 0
+    assert CANARY not in caplog.text
+    for obj in (result, again, result.plan, *result.plan.entries, *read):
+        assert CANARY not in repr(obj)
+    assert CANARY not in json.dumps(result.as_dict()) + json.dumps(again.as_dict())
+    with vault.store.session() as s:
+        for event in s.scalars(select(AuditEvent)):
+            assert CANARY not in repr(event.detail)
+    broken = tmp_path / "broken.json"
+    for text in (
+        '{"items": [{"type": 9, "name": "x", "login": {"password": "CANARY"}}]}',
+        '{"items": [1, "CANARY"]}',
+        '{"encrypted": true, "data": "CANARY"}',
+        '{"items": "CANARY"',
+    ):
+        text = text.replace("CANARY", CANARY)
+        broken.write_text(text)
+        with pytest.raises(FormatError) as err:
+            read_source("bitwarden", broken)
+        assert CANARY not in str(err.value) and CANARY not in repr(err.value)
+    with vault.ctx() as ctx:
+        assert secrets.read_secret(ctx, "Acme", "Router").value == CANARY + "-value"
+        assert secrets.read_secret(ctx, "Acme", "Router", version=1).value == CANARY + "-old"
