@@ -17,6 +17,7 @@ from api.routes import (
     clients,
     escrow,
     export,
+    imports,
     inventory,
     leases,
     reports,
@@ -32,6 +33,9 @@ from vault import __version__
 log = logging.getLogger("custody.api")
 
 MAX_BODY_BYTES = 1024 * 1024
+#: an import upload (POST /clients/{client}/imports) may be larger: a KDBX of 10,000 entries is
+#: a few MiB
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
 #: routes that answer while the vault is sealed
 SEALED_OK = ("/health", "/sys/", "/docs", "/redoc", "/openapi.json")
 SECURITY_HEADERS = [
@@ -84,6 +88,7 @@ def create_app(
     app.include_router(takeover.router)
     app.include_router(escrow.router)
     app.include_router(export.router)
+    app.include_router(imports.router)
     app.include_router(takeover.notices_router)
     app.include_router(log_routes.router)
     if not state.require_totp:
@@ -210,9 +215,12 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit
+        if scope["method"] == "POST" and scope["path"].rstrip("/").endswith("/imports"):
+            limit = max(limit, MAX_IMPORT_BYTES)
         for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _json(send, 413, "too_large", f"request body over {self.limit} bytes")
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                await _json(send, 413, "too_large", f"request body over {limit} bytes")
                 return
         seen = 0
 
@@ -221,14 +229,14 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
+                if seen > limit:
                     raise _TooLarge
             return message
 
         try:
             await self.app(scope, counting_receive, send)
         except _TooLarge:
-            await _json(send, 413, "too_large", f"request body over {self.limit} bytes")
+            await _json(send, 413, "too_large", f"request body over {limit} bytes")
 
 
 class _TooLarge(Exception):

@@ -18,6 +18,7 @@ from cli.commands import (
     clients,
     escrow,
     export,
+    imports,
     inventory,
     maintenance,
     ownership,
@@ -58,6 +59,7 @@ for module in (
     escrow,
     maintenance,
     export,
+    imports,
 ):
     for command in module.COMMANDS:
         cli.add_command(command)

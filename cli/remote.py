@@ -178,6 +178,25 @@ class Remote:
             raise CustodyError(f"cannot reach {self.server}: {type(exc).__name__}") from None
         return written, headers
 
+    def upload(
+        self, path: str, *, files: dict[str, tuple[str, bytes]], form: dict[str, str]
+    ) -> Any:
+        """A multipart POST (files and form fields); the JSON answer."""
+        import httpx
+
+        try:
+            response = httpx.post(
+                self.server + path,
+                files=files,
+                data=form,
+                headers=self._headers(True),
+                timeout=TIMEOUT_SECONDS * 10,
+            )
+        except httpx.HTTPError as exc:
+            raise CustodyError(f"cannot reach {self.server}: {type(exc).__name__}") from None
+        _raise_for(response)
+        return response.json()
+
     def _headers(self, auth: bool) -> dict[str, str]:
         if not auth:
             return {}

@@ -45,6 +45,19 @@ class MalformedIdentity(InvalidInput):
     code = "malformed_identity"
 
 
+class FormatError(InvalidInput):
+    """A file in another tool's format (KeePass, Bitwarden, pass, CSV) could not be read.
+
+    ``origin`` says where ("line 12", "entry Root/Web/Gandi", "the file"); the message names
+    the problem and never a value from the file."""
+
+    code = "format_error"
+
+    def __init__(self, message: str, *, origin: str = "", field: str | None = None) -> None:
+        super().__init__(f"{origin}: {message}" if origin else message, field=field)
+        self.origin = origin
+
+
 class NotFound(CustodyError):
     code = "not_found"
 

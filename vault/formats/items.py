@@ -48,3 +48,16 @@ class PortableItem:
     # Where the item came from in the source file ("line 12", "entry Root/Web/Gandi"),
     # for import reports; empty when written by Custody.
     origin: str = ""
+
+
+@dataclass(frozen=True)
+class PortableRecord:
+    """An inventory record read from a file with no secret of its own (an IT Glue domain or
+    configuration, a Hudu asset or website): ``kind`` is vendor, domain or asset; ``fields``
+    holds plain fields by Custody's names (``registrar``, ``expires_on``, ``kind``, ``serial``,
+    ``address``, ``location``, ``website``, ``category``)."""
+
+    kind: str
+    name: str
+    fields: tuple[tuple[str, str], ...] = ()
+    origin: str = ""

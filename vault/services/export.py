@@ -25,9 +25,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
@@ -288,6 +292,10 @@ def export_portable(
 
 
 def _format_writer(fmt: str) -> Callable[..., Any]:
+    """A writer of ``fmt`` to a binary stream: :func:`vault.formats.writers.write` writes a
+    private file (pykeepass saves to a path), which is then copied into the stream; a key file
+    given as bytes is handed over the same way. The temporary directory is private and gone
+    when the export ends."""
     try:
         from vault.formats import writers  # type: ignore[attr-defined, unused-ignore]
     except ImportError:
@@ -295,8 +303,31 @@ def _format_writer(fmt: str) -> Callable[..., Any]:
             f"the {fmt} format is not available in this build of Custody (no format writers)",
             field="format",
         ) from None
-    write_format: Callable[..., Any] = writers.write
-    return write_format
+
+    def write_to_stream(
+        fmt: str,
+        items: Iterable[PortableItem],
+        out: BinaryIO,
+        *,
+        passphrase: str | None = None,
+        keyfile: bytes | None = None,
+    ) -> int:
+        with tempfile.TemporaryDirectory(prefix="custody-export-") as tmp:
+            target = Path(tmp) / f"export.{fmt}"
+            key_path: Path | None = None
+            if keyfile is not None:
+                key_path = Path(tmp) / "key"
+                fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(keyfile)
+            count: int = writers.write(
+                fmt, list(items), target, passphrase=passphrase, keyfile=key_path
+            )
+            with target.open("rb") as fh:
+                shutil.copyfileobj(fh, out, 1 << 20)
+        return count
+
+    return write_to_stream
 
 
 # --- offline: from a database copy and the client's identity ----------------------------------

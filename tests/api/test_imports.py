@@ -1,0 +1,54 @@
+"""POST /clients/{client}/imports: admins only, dry run, the report carries no values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.api.conftest import Cast
+from vault.services import secrets
+
+VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "import"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_import_over_the_api(cast: Cast) -> None:
+    url = f"/clients/{cast.ids['client_a']}/imports"
+    upload = {"file": ("bw.json", (VECTORS / "bitwarden-individual.json").read_bytes())}
+    refused = cast.api.post(
+        url, headers=cast.headers("cons_a"), files=upload, data={"source": "bitwarden"}
+    )
+    assert refused.status_code == 403
+    dry = cast.api.post(
+        url,
+        headers=cast.headers("admin"),
+        files=upload,
+        data={"source": "bitwarden", "dry_run": "true"},
+    )
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["counts"]["create"] == 6
+    with cast.vault.ctx() as ctx:
+        assert not secrets.list_secrets(ctx, "Acme", query="Gandi")
+    done = cast.api.post(
+        url, headers=cast.headers("admin"), files=upload, data={"source": "bitwarden"}
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["counts"]["created"] == 6
+    assert "gandi-pass" not in done.text and "JBSWY3DP" not in done.text
+    with cast.vault.ctx() as ctx:
+        assert [s.title for s in secrets.list_secrets(ctx, "Acme", query="Gandi")] == [
+            "Gandi",
+            "Gandi TOTP",
+        ]
+    bad = cast.api.post(
+        url,
+        headers=cast.headers("admin"),
+        files={"file": ("x.json", b"{not json")},
+        data={"source": "bitwarden"},
+    )
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "format_error"
+    refused_pass = cast.api.post(
+        url, headers=cast.headers("admin"), files=upload, data={"source": "pass"}
+    )
+    assert refused_pass.status_code == 422
