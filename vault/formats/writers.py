@@ -275,8 +275,10 @@ def _write_kdbx(
     for item, totp in pair_totp(items):
         group_for(item.group).append(kdbx_entry(etree, item, totp))
         count += 1
-    kp.save(str(out))
+    # create the file 0600 first: pykeepass opens it with the process umask otherwise
+    os.close(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
     os.chmod(out, 0o600)
+    kp.save(str(out))
     return count
 
 
