@@ -77,7 +77,11 @@ def write(
     keyfile: Path | None = None,
 ) -> int:
     """Write ``items`` to ``out`` in ``fmt``; returns the number of entries written (a login
-    carrying its TOTP item counts once). The file is created with mode 0600."""
+    carrying its TOTP item counts once). The file is created with mode 0600.
+
+    ``passphrase`` and ``keyfile`` (an existing KeePass key file) protect a KDBX file; the other
+    formats are plain text and ignore them (Bitwarden's password-protected export format is
+    not written)."""
     if fmt == "kdbx":
         if not passphrase and keyfile is None:
             raise InvalidInput("a KDBX file needs a passphrase or a key file", field="passphrase")
