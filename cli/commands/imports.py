@@ -78,9 +78,17 @@ def import_command(
         if kdbx_passphrase_file is not None:
             passphrase = read_secret_file(str(kdbx_passphrase_file), "--kdbx-passphrase-file")
         elif keyfile is None:
-            from cli.common import prompt_hidden
+            import sys
 
-            passphrase = prompt_hidden("KDBX passphrase")
+            if not sys.stdin.isatty():
+                from vault.errors import InvalidInput
+
+                raise InvalidInput(
+                    "the KDBX passphrase is needed: no terminal to ask on "
+                    "(give --kdbx-passphrase-file)",
+                    field="kdbx_passphrase",
+                )
+            passphrase = click.prompt("KDBX passphrase", hide_input=True, err=True)
     if store is None:
         data = _remote_import(source, file, client, dry_run, passphrase, keyfile, mapping, preset)
     else:

@@ -52,3 +52,33 @@ def test_import_over_the_api(cast: Cast) -> None:
         url, headers=cast.headers("admin"), files=upload, data={"source": "pass"}
     )
     assert refused_pass.status_code == 422
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_import_json_body(cast: Cast) -> None:
+    import base64
+    import json
+
+    url = f"/clients/{cast.ids['client_a']}/imports"
+    content = (VECTORS / "generic.csv").read_text()
+    body = {
+        "source": "csv",
+        "content": content,
+        "map": {"Account": "title", "Secret": "password", "Web Site": "url"},
+        "dry_run": True,
+    }
+    dry = cast.api.post(url, headers=cast.headers("admin"), json=body)
+    assert dry.status_code == 200, dry.text
+    assert [e["action"] for e in dry.json()["entries"]] == ["create"]
+    raw = (VECTORS / "bitwarden-organization.json").read_bytes()
+    done = cast.api.post(
+        url,
+        headers=cast.headers("admin"),
+        json={"source": "bitwarden", "content_base64": base64.b64encode(raw).decode()},
+    )
+    assert done.status_code == 200 and done.json()["counts"]["created"] == 1
+    assert "m365-secret" not in json.dumps(done.json())
+    bad = cast.api.post(url, headers=cast.headers("admin"), json={"source": "csv"})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "content"
+    refused = cast.api.post(url, headers=cast.headers("client_a"), json=body)
+    assert refused.status_code == 403

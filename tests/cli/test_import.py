@@ -65,3 +65,14 @@ def test_import_kdbx_with_passphrase_file(initialized: Run, tmp_path: Path) -> N
     )  # fmt: skip
     assert json.loads(ok(done).out)["counts"]["created"] == 1
     assert ok(run("secret", "get", "Acme", "Router")).out == "r0uter\n"
+
+
+def test_kdbx_without_passphrase_and_terminal_exits_2(initialized: Run, tmp_path: Path) -> None:
+    run = initialized
+    ok(run("client", "add", "Acme"))
+    kdbx = tmp_path / "x.kdbx"
+    writers.write("kdbx", [PortableItem(title="Router", value="r0uter")], kdbx, passphrase="kp")
+    assert oct(kdbx.stat().st_mode & 0o777) == "0o600"
+    one_line_error(
+        run("import", "keepass", str(kdbx), "--client", "Acme"), "--kdbx-passphrase-file"
+    )

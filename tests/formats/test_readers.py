@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vault.errors import FormatError
-from vault.formats import bitwarden, csv_, keepass
+from vault.formats import bitwarden, csv_, keepass, passstore
 from vault.formats.items import PortableItem
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "import"
@@ -179,6 +179,7 @@ _GARBAGE = st.one_of(
         st.text(alphabet="<>/GroupEntryStringKeyValue =\"'", max_size=120),
     ),
     st.builds(lambda body: b"title,value\n" + body.encode(), st.text(max_size=200)),
+    st.builds(lambda body: keepass.KDBX_SIGNATURE + body, st.binary(max_size=300)),
 )
 
 
@@ -191,6 +192,7 @@ def test_readers_raise_only_the_typed_error_on_garbage(tmp_path: Path, data: byt
     readers = [
         lambda: bitwarden.read(path),
         lambda: keepass.read(path),
+        lambda: keepass.read(path, passphrase="p"),
         lambda: csv_.read(path),
         lambda: csv_.read(path, preset="itglue-domains"),
     ]
@@ -199,3 +201,11 @@ def test_readers_raise_only_the_typed_error_on_garbage(tmp_path: Path, data: byt
             read()
         except FormatError as exc:
             assert "\n" not in str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=300))
+def test_pass_entries_parse_anything(text: str) -> None:
+    items = passstore.parse_entry(text, "dir/name", "entry dir/name")
+    assert items and items[0].title == "dir/name" and items[0].group == ("dir",)
+    assert all(i.kind in ("login", "totp") for i in items)

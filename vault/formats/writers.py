@@ -77,7 +77,11 @@ def write(
     keyfile: Path | None = None,
 ) -> int:
     """Write ``items`` to ``out`` in ``fmt``; returns the number of entries written (a login
-    carrying its TOTP item counts once). The file is created with mode 0600."""
+    carrying its TOTP item counts once). The file is created with mode 0600.
+
+    ``passphrase`` and ``keyfile`` (an existing KeePass key file) protect a KDBX file; the other
+    formats are plain text and ignore them (Bitwarden's password-protected export format is
+    not written)."""
     if fmt == "kdbx":
         if not passphrase and keyfile is None:
             raise InvalidInput("a KDBX file needs a passphrase or a key file", field="passphrase")
@@ -275,8 +279,10 @@ def _write_kdbx(
     for item, totp in pair_totp(items):
         group_for(item.group).append(kdbx_entry(etree, item, totp))
         count += 1
-    kp.save(str(out))
+    # create the file 0600 first: pykeepass opens it with the process umask otherwise
+    os.close(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
     os.chmod(out, 0o600)
+    kp.save(str(out))
     return count
 
 
