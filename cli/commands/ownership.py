@@ -250,6 +250,72 @@ def _print_verified(bundle: Path, result: Any) -> None:
         click.echo(f"  log checkpoint: {result.checkpoint.size} events, signature verified")
 
 
+@takeover_group.command("open")
+@_bundle_argument
+@_identity_option
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory for runbook.html and runbook.md (created if missing).",
+)
+@_manifest_option
+@_key_option
+@_unsigned_option
+def takeover_open(
+    bundle: Path,
+    identity_file: Path,
+    out_dir: Path,
+    manifest: Path | None,
+    key: str | None,
+    allow_unsigned: bool,
+) -> None:
+    """Write the takeover runbook of a bundle (HTML and Markdown) for the client's owner: every
+    vendor, domain and device, who holds it, which passwords open what (titles only: the
+    runbook holds no password), and what to change first.
+
+    The bundle is checked against its manifest first when there is one (as `verify` does)."""
+    import json
+
+    from cli.commands.clients import load_identities
+    from cli.commands.export import write_text_file
+    from vault.crypto import age
+    from vault.errors import AgeError, InvalidInput
+    from vault.formats.runbook import render
+
+    verification = None
+    try:
+        _manifest_for(bundle, manifest)
+        has_manifest = True
+    except InvalidInput:
+        if manifest is not None:
+            raise
+        has_manifest = False
+    if has_manifest:
+        verification = _verify(bundle, identity_file, manifest, key, allow_unsigned).as_dict()
+    identities = load_identities(identity_file)
+    try:
+        with bundle.open("rb") as fh:
+            content = json.loads(b"".join(age.decrypt_from(fh, identities)))
+    except AgeError as exc:
+        raise InvalidInput(f"{bundle.name} does not decrypt with that identity: {exc}") from None
+    except ValueError:
+        raise InvalidInput(f"{bundle.name} does not hold a Custody export") from None
+    if not isinstance(content, dict) or content.get("format") != "custody-export/v1":
+        raise InvalidInput(f"{bundle.name} does not hold a custody-export/v1 document")
+    html, markdown = render(content, verification=verification)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInput(f"cannot create {out_dir}: {exc.strerror}", field="out") from None
+    write_text_file(out_dir / "runbook.html", html)
+    write_text_file(out_dir / "runbook.md", markdown)
+    click.echo(f"runbook for {content['client']['name']} -> {out_dir}/runbook.html, runbook.md")
+    if verification is None:
+        click.echo("custody: warning: no manifest found: the bundle was not verified", err=True)
+
+
 @takeover_group.command("offline")
 @click.option(
     "--db",

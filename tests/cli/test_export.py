@@ -210,3 +210,40 @@ def test_export_over_the_server_as_the_client(cli_env: dict[str, str], tmp_path:
     )
     assert verified.returncode == 0, verified.stderr
     assert "online export of Acme" in verified.stdout
+
+
+def test_takeover_open_writes_the_runbook(acme: tuple[Run, Path], tmp_path: Path) -> None:
+    run, identity = acme
+    bundle = tmp_path / "acme.age"
+    assert run("export", "Acme", "--out", str(bundle)).code == 0
+    key = _key(run)
+    opened = run(
+        "takeover",
+        "open",
+        str(bundle),
+        "--identity",
+        str(identity),
+        "--out",
+        str(tmp_path / "kit"),
+        "--key",
+        key,
+    )
+    assert opened.code == 0, opened.err
+    html = (tmp_path / "kit" / "runbook.html").read_text()
+    markdown = (tmp_path / "kit" / "runbook.md").read_text()
+    for text in (html, markdown):
+        assert "Taking over your IT: Acme" in text and "ACC-77" in text and "Router" in text
+        assert VALUE not in text
+    assert "(the key you pinned)" in markdown
+    assert stat.S_IMODE((tmp_path / "kit" / "runbook.md").stat().st_mode) == 0o600
+    # a tampered manifest stops it (exit 1); without any manifest it warns and goes on
+    manifest = tmp_path / "acme.age.manifest"
+    manifest.write_text(manifest.read_text().replace("count secrets 1", "count secrets 9"))
+    bad = run("takeover", "open", str(bundle), "--identity", str(identity), "--out", str(tmp_path))
+    assert bad.code == 1 and "FAILED" in bad.err
+    manifest.unlink()
+    loose = run(
+        "takeover", "open", str(bundle), "--identity", str(identity), "--out", str(tmp_path / "k2")
+    )
+    assert loose.code == 0 and "was not verified" in loose.err
+    assert "was not checked" in (tmp_path / "k2" / "runbook.md").read_text()
