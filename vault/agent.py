@@ -53,11 +53,13 @@ def _read_line(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
-def call(path: str, op: str, args: dict[str, Any] | None = None) -> Any:
+def call(
+    path: str, op: str, args: dict[str, Any] | None = None, *, timeout: float = TIMEOUT_SECONDS
+) -> Any:
     """Send one request; return its result, or raise the agent's error as a CustodyError."""
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(TIMEOUT_SECONDS)
+        sock.settimeout(timeout)
         sock.connect(str(path))
     except OSError as exc:
         raise AgentUnavailable(str(exc.strerror or exc)) from None

@@ -48,6 +48,37 @@ def _ping(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
 
 OPERATIONS: dict[str, Operation] = {"ping": _ping, "secret.read": _secret_read}
 
+StoreOperation = Callable[[Store, KeyRing, str, dict[str, Any]], Any]
+
+
+def _client_export(store: Store, keys: KeyRing, actor: str, args: dict[str, Any]) -> Any:
+    """Write a client's age bundle into a file the caller made (``custody export`` with the
+    vault running: no start-up, no unseal per export). The caller - the same OS user, checked
+    on the socket - creates the private temporary file and renames it when this succeeds; the
+    agent only opens that existing regular file, without following a symlink, and fills it."""
+    from vault.services import export
+
+    path = args.get("path")
+    if not isinstance(path, str) or not os.path.isabs(path):
+        raise InvalidInput("path must be an absolute file name", field="path")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise InvalidInput(f"cannot open {path}: {exc.strerror}", field="path") from None
+    with os.fdopen(fd, "wb") as out:
+        if not os.path.isfile(path) or os.fstat(out.fileno()).st_uid != os.getuid():
+            raise InvalidInput("path must be a regular file of this user", field="path")
+        result = export.export_client(
+            store, keys, actor, str(args.get("client", "")), out, history=bool(args.get("history"))
+        )
+        out.flush()
+        os.fsync(out.fileno())
+    return {"summary": result.as_dict(), "manifest": result.manifest_text}
+
+
+#: operations that manage their own transactions (they get the store, not a context)
+STORE_OPERATIONS: dict[str, StoreOperation] = {"client.export": _client_export}
+
 
 class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
@@ -114,15 +145,21 @@ class _Handler(socketserver.StreamRequestHandler):
             return _error("invalid_input", "request too large")
         try:
             request = json.loads(line)
-            op = OPERATIONS[request["op"]]
+            name = request["op"]
+            if name not in OPERATIONS and name not in STORE_OPERATIONS:
+                raise KeyError(name)
             args = request.get("args") or {}
             if not isinstance(args, dict):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
             return _error("invalid_input", "malformed or unknown request")
         try:
+            if name in STORE_OPERATIONS:
+                run = STORE_OPERATIONS[name]
+                result = run(self.server.store, self.server.keys, _actor(uid), args)
+                return {"ok": True, "result": result}
             with self.server.store.context(_actor(uid), self.server.keys) as ctx:
-                return {"ok": True, "result": op(ctx, args)}
+                return {"ok": True, "result": OPERATIONS[name](ctx, args)}
         except CustodyError as exc:
             return _error(exc.code, exc.message, exc.field)
 

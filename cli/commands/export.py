@@ -29,9 +29,10 @@ def manifest_path(bundle: Path) -> Path:
 
 
 @contextmanager
-def atomic_output(target: Path) -> Iterator[BinaryIO]:
-    """A private (0600) temporary file beside ``target``, renamed over it when the block
-    succeeds and removed when it fails: a failed export never leaves half a file."""
+def atomic_path(target: Path) -> Iterator[Path]:
+    """The name of a private (0600) empty temporary file beside ``target``, renamed over it
+    when the block succeeds and removed when it fails: a failed export never leaves half a
+    file. Whoever fills it must flush it to disk."""
     from vault.errors import InvalidInput
 
     directory = target.parent if str(target.parent) else Path(".")
@@ -41,15 +42,22 @@ def atomic_output(target: Path) -> Iterator[BinaryIO]:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".part")
     except OSError as exc:
         raise InvalidInput(f"cannot write in {directory}: {exc.strerror}", field="out") from None
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as out:
-            yield cast(BinaryIO, out)
-            out.flush()
-            os.fsync(out.fileno())
+        yield Path(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_output(target: Path) -> Iterator[BinaryIO]:
+    """:func:`atomic_path`, opened for writing and fsynced at the end."""
+    with atomic_path(target) as tmp, tmp.open("wb") as out:
+        yield cast(BinaryIO, out)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def write_text_file(path: Path, text: str) -> None:
@@ -121,10 +129,40 @@ def export_command(
         click.echo(f"manifest -> {manifest_path(out_path)}")
 
 
+def _export_by_agent(client: str, out_path: Path, history: bool) -> dict[str, Any] | None:
+    """The export done by the running vault agent (`custody start`), which has the store open
+    and the keys unsealed: this process imports no database code and derives no key. None when
+    no agent answers (the caller then does the work itself)."""
+    from vault.agent import AgentUnavailable, call, socket_path
+
+    if os.environ.get("CUSTODY_NO_AGENT") == "1":
+        return None
+    path = socket_path()
+    if not os.path.exists(path):
+        return None
+    try:
+        call(path, "ping")
+    except AgentUnavailable:
+        return None
+    with atomic_path(out_path) as tmp:
+        reply = call(
+            path,
+            "client.export",
+            {"client": client, "path": str(tmp.resolve()), "history": history},
+            timeout=3600.0,
+        )
+    write_text_file(manifest_path(out_path), reply["manifest"])
+    summary: dict[str, Any] = reply["summary"]
+    return summary
+
+
 def _export_local(client: str, out_path: Path, history: bool) -> dict[str, Any]:
     from cli.common import open_store, operator_actor, unseal
     from vault.services import export
 
+    by_agent = _export_by_agent(client, out_path, history)
+    if by_agent is not None:
+        return by_agent
     store = open_store()
     try:
         keys = unseal(store)

@@ -159,3 +159,44 @@ def test_cli_fast_path_uses_agent(
     assert main(["secret", "get", "Acme", "Missing"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("custody: error:") and "Missing" in err
+
+
+def test_export_through_the_agent(
+    agent: str,
+    vault: Vault,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`custody export` with the vault running: the agent writes the bundle into the private
+    file the CLI made; the bundle opens with the client's identity and its manifest verifies."""
+    from cli.main import main
+    from vault.crypto import age
+    from vault.formats.bundle import split_manifest
+
+    identity = age.X25519Identity.generate()
+    with vault.ctx() as ctx:
+        clients.add_recipient(ctx, "Acme", str(identity.recipient))
+    monkeypatch.setenv("CUSTODY_HOME", os.path.dirname(agent))
+    # A wrong database URL proves the agent did the work, not this process.
+    monkeypatch.setenv("CUSTODY_DATABASE_URL", "sqlite:////nonexistent/never.db")
+    out = tmp_path / "acme.age"
+    assert main(["export", "Acme", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["counts"]["secrets"] == 1
+    assert out.stat().st_mode & 0o777 == 0o600
+    content = json.loads(age.decrypt(out.read_bytes(), [identity]))
+    assert [s["title"] for s in content["secrets"]] == ["Router"]
+    manifest = (tmp_path / "acme.age.manifest").read_text()
+    assert split_manifest(manifest)[0].startswith("custody-export-manifest/v1")
+    assert not list(tmp_path.glob(".acme.age.*.part"))
+    # The agent opens only an existing regular file given by absolute name.
+    for bad in ("relative.age", str(tmp_path / "missing.age")):
+        with pytest.raises(Exception, match="path|cannot open"):
+            call(agent, "client.export", {"client": "Acme", "path": bad})
+    link = tmp_path / "link.age"
+    link.symlink_to(tmp_path / "target.age")
+    (tmp_path / "target.age").write_bytes(b"")
+    with pytest.raises(Exception, match="cannot open"):
+        call(agent, "client.export", {"client": "Acme", "path": str(link)})
+    assert (tmp_path / "target.age").read_bytes() == b""
