@@ -420,6 +420,8 @@ _EVENT_PREFIX = b'{"type":"event","index":'
 _EVENT_MEMBER = b',"event":'
 _LEAF_MEMBER = b',"leaf":"'
 sha256 = hashlib.sha256
+b2a_base64 = binascii.b2a_base64
+loads, dumps, _SORT_KEYS = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
 
 
 def _fast_leaf(raw: bytes, expected: int) -> bytes | None:
@@ -432,27 +434,31 @@ def _fast_leaf(raw: bytes, expected: int) -> bytes | None:
     so an intact line is checked without parsing all of it: the fixed parts, the base64 of the
     event member equal to the leaf string, and the event member being the canonical encoding
     of its own fields with the expected index. Whatever fails that takes the explaining path.
+    (Offsets instead of slices where possible: this runs once per event of a large log.)
     """
     if not raw.startswith(_EVENT_PREFIX):
         return None
     end = raw.find(_EVENT_MEMBER, 24)
     if end < 0 or raw[24:end] != str(expected).encode():
         return None
-    body = raw.rstrip(b"\r\n")
-    mark = body.rfind(_LEAF_MEMBER)
-    if mark < 0 or not body.endswith(b'"}'):
+    stop = len(raw)
+    if raw.endswith(b"\n"):
+        stop -= 2 if raw.endswith(b"\r\n") else 1
+    mark = raw.rfind(_LEAF_MEMBER, end, stop)
+    if mark < 0 or not raw.startswith(b'"}', stop - 2):
         return None
-    leaf = body[end + 9 : mark]
-    if base64.b64encode(leaf) != body[mark + 9 : -2]:
+    leaf = raw[end + 9 : mark]
+    encoded = b2a_base64(leaf, newline=False)
+    if len(encoded) != stop - 2 - mark - 9 or not raw.startswith(encoded, mark + 9):
         return None
     try:
-        event = orjson.loads(leaf)
+        event = loads(leaf)
         if (
             event.__class__ is dict
             and event.keys() == _EVENT_KEY_SET
             and event["index"] == expected
             and event["v"] == 1
-            and orjson.dumps(event, option=orjson.OPT_SORT_KEYS) == leaf
+            and dumps(event, option=_SORT_KEYS) == leaf
         ):
             return leaf
     except (orjson.JSONDecodeError, TypeError):
