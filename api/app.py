@@ -25,7 +25,10 @@ from api.routes import (
     users,
 )
 from api.routes import log as log_routes
+from api.routes import requests as requests_routes
 from api.state import ServerState
+from api.ui import router as ui_router
+from api.ui import web as ui_web
 from vault import __version__
 
 log = logging.getLogger("custody.api")
@@ -41,6 +44,7 @@ SECURITY_HEADERS = [
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+UI_CSP = (b"content-security-policy", ui_web.UI_CSP.encode())
 
 
 LEASE_SWEEP_SECONDS = 60.0
@@ -84,6 +88,8 @@ def create_app(
     app.include_router(escrow.router)
     app.include_router(takeover.notices_router)
     app.include_router(log_routes.router)
+    app.include_router(requests_routes.router)
+    app.include_router(ui_router)
     if not state.require_totp:
         log.warning(
             "TOTP IS OFF (CUSTODY_INSECURE_NO_TOTP=1): local development only - "
@@ -185,12 +191,15 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         docs = scope["path"] in ("/docs", "/redoc")
+        portal = scope["path"] == "/ui" or scope["path"].startswith("/ui/")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.extend(SECURITY_HEADERS)
-                if not docs:  # the interactive docs page loads its own scripts
+                if portal:  # the portal's own pages: its scripts and styles, nothing inline
+                    headers.append(UI_CSP)
+                elif not docs:  # the interactive docs page loads its own scripts
                     headers.append(API_CSP)
                 message["headers"] = headers
             await send(message)
