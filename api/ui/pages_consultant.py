@@ -64,12 +64,11 @@ def _revealed(
     heading: str,
     intro: str,
 ) -> Response:
-    response = web.render(
+    # Cache-Control: no-store is on every response (api/app.py SecurityHeaders).
+    return web.render(
         request, "revealed.html", caller=caller, title=heading, heading=heading, intro=intro,
         secret=secret, lease=lease,
     )
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @router.get("/leases")

@@ -66,9 +66,7 @@ def create_request(client: str, request: Request, form: FormDep, caller: PortalC
             "url": str(request.base_url).rstrip("/") + f"/ui/r/{made.token}",
             "expires_at": made.request.expires_at,
         }
-    response = _page(request, caller, client, created)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _page(request, caller, client, created)  # no-store, like every response
 
 
 @router.post("/clients/{client}/requests/{request_id}/revoke")
