@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.ui import web
 from api.ui.web import FormDep, PortalCaller
-from vault.errors import CustodyError, NotFound
+from vault.errors import CustodyError, InvalidInput
 from vault.log import merkle
 from vault.log.note import Verifier, verify_checkpoint
 from vault.services import Context, auditlog, clients, escrow, inventory, logviews, readiness
@@ -196,9 +196,13 @@ def remove_recipient(
 def export_download(
     client: str, request: Request, form: FormDep, caller: PortalCaller
 ) -> Response:
-    """Stream the client's export. The export service (vault/services/export.py) comes from
-    its own branch; without it the page says so instead of failing."""
+    """Stream the client's export: the age bundle (or KDBX with the passphrase given). The
+    export service (vault/services/export.py) comes from its own branch; without it the page
+    says so instead of failing. Written to a spool with no write lock held, the
+    ``client.export`` event committed, then sent - as ``POST /clients/{client}/export``."""
     fmt = form.get("format", "age-json")
+    if fmt not in ("age-json", "kdbx"):
+        raise InvalidInput("format must be age-json or kdbx", field="format")
     export = export_module()
     if export is None:
         with caller.transaction() as ctx:
@@ -208,24 +212,37 @@ def export_download(
             message="Export is not available in this build.", kind="error",
             back=f"/ui/clients/{client}/escrow",
         )
+    keys = caller.state.keys
+    assert keys is not None  # the seal guard answers 503 while sealed
     spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES))  # noqa: SIM115
     try:
         with caller.transaction() as ctx:
             c = _client(ctx, client)
-            run = getattr(export, "export_client", None)
-            if run is None:
-                raise NotFound("this build's export service has no export_client()")
-            run(
-                ctx, c["id"], spool, format=fmt,
-                kdbx_passphrase=form.get("kdbx_passphrase") or None,
+        if fmt == "kdbx":
+            passphrase = form.get("kdbx_passphrase") or ""
+            if len(passphrase) < 12:
+                raise InvalidInput(
+                    "a KDBX export needs a passphrase of at least 12 characters",
+                    field="kdbx_passphrase",
+                )
+            export.export_portable(
+                caller.state.store, keys, caller.principal, c["id"], "kdbx", spool,
+                passphrase=passphrase, source=request.client.host if request.client else None,
             )
+        else:
+            with caller.transaction() as ctx:
+                plan = export.prepare(ctx, c["id"])
+            with caller.state.store.read_session() as session, session.begin():
+                result = export.write(session, keys, plan, spool)
+            with caller.transaction() as ctx:
+                export.record(ctx, plan, result)
         length = spool.tell()
         spool.seek(0)
     except BaseException:
         spool.close()
         raise
     suffix = "kdbx" if fmt == "kdbx" else "age"
-    name = "".join(ch if ch.isalnum() else "-" for ch in c["name"]).strip("-") or "client"
+    name = "".join(ch if ch.isalnum() else "-" for ch in c["name"]).strip("-").lower() or "client"
     return StreamingResponse(
         _chunks(spool),
         media_type="application/octet-stream",
