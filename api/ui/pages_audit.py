@@ -55,9 +55,7 @@ def _chosen(ctx: Context, f: dict[str, str]) -> auditlog.EventFilter:
 
 
 @router.get("/log")
-def log_search(
-    request: Request, caller: PortalCaller, after: int | None = None
-) -> Response:
+def log_search(request: Request, caller: PortalCaller, after: int | None = None) -> Response:
     f = _filters(request)
     with caller.transaction() as ctx:
         auditlog.require_reader(ctx)
@@ -79,8 +77,14 @@ def log_search(
         )
     query = urlencode({k: v for k, v in f.items() if v})
     return web.render(
-        request, "log.html", caller=caller, title="Log search", f=f, entries=rows,
-        next_after=page["next_after"], query=query,
+        request,
+        "log.html",
+        caller=caller,
+        title="Log search",
+        f=f,
+        entries=rows,
+        next_after=page["next_after"],
+        query=query,
     )
 
 
@@ -149,6 +153,12 @@ def checkpoints(
         history = logviews.history(ctx, limit=auditlog.MAX_PAGE)
         result = check_consistency(ctx, old, new) if old is not None and new is not None else None
     return web.render(
-        request, "checkpoints.html", caller=caller, title="Checkpoints", checkpoints=history,
-        old=old, new=new, result=result,
+        request,
+        "checkpoints.html",
+        caller=caller,
+        title="Checkpoints",
+        checkpoints=history,
+        old=old,
+        new=new,
+        result=result,
     )

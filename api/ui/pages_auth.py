@@ -53,8 +53,13 @@ def home(caller: PortalCaller) -> Response:
 def login_page(request: Request, next: str | None = None, enrolled: bool = False) -> Response:
     message = "Authenticator set up. Sign in with a new code." if enrolled else None
     return web.render(
-        request, "login.html", title="Sign in", next=_safe_next(next), username="",
-        message=message, failed=False,
+        request,
+        "login.html",
+        title="Sign in",
+        next=_safe_next(next),
+        username="",
+        message=message,
+        failed=False,
     )
 
 
@@ -72,8 +77,14 @@ def login(request: Request, form: FormDep, state: StateDep) -> Response:
         )
     if not result.ok or result.token is None or result.expires_at is None:
         return web.render(
-            request, "login.html", status=401, title="Sign in", next=_safe_next(form.get("next")),
-            username=username, message=LOGIN_FAILED, failed=True,
+            request,
+            "login.html",
+            status=401,
+            title="Sign in",
+            next=_safe_next(form.get("next")),
+            username=username,
+            message=LOGIN_FAILED,
+            failed=True,
         )
     target = "/ui/totp" if result.totp_enrollment_required else _safe_next(form.get("next"))
     response = web.redirect(target)
@@ -117,9 +128,14 @@ def _totp_form(
     svg = qr.svg_inline(scale=5, dark="#000", light="#fff", title="Authenticator QR code")
     manual = parse_qs(urlsplit(uri).query).get("secret", [""])[0]
     return web.render(
-        request, "totp.html", status=422 if message else 200, caller=caller,
-        title="Set up your authenticator", qr_svg=Markup(svg),  # noqa: S704 - segno's own SVG
-        manual_key=manual, message=message,
+        request,
+        "totp.html",
+        status=422 if message else 200,
+        caller=caller,
+        title="Set up your authenticator",
+        qr_svg=Markup(svg),  # noqa: S704 - segno's own SVG
+        manual_key=manual,
+        message=message,
     )
 
 

@@ -50,8 +50,13 @@ def dashboard(client: str, request: Request, caller: PortalCaller) -> Response:
         c = _client(ctx, client)
         report = readiness.readiness(ctx, c["id"])
     return web.render(
-        request, "dashboard.html", caller=caller, title=f"{c['name']}: readiness", client=c,
-        report=report, link=lambda f: record_link(c["id"], f),
+        request,
+        "dashboard.html",
+        caller=caller,
+        title=f"{c['name']}: readiness",
+        client=c,
+        report=report,
+        link=lambda f: record_link(c["id"], f),
     )
 
 
@@ -72,8 +77,15 @@ def inventory_page(client: str, request: Request, caller: PortalCaller) -> Respo
     for d in lists["domain"]:
         d["soon"] = d["expires_on"] is not None and d["expires_on"] <= soon
     return web.render(
-        request, "inventory.html", caller=caller, title=f"{c['name']}: inventory", client=c,
-        vendors=lists["vendor"], domains=lists["domain"], assets=lists["asset"], secrets=found,
+        request,
+        "inventory.html",
+        caller=caller,
+        title=f"{c['name']}: inventory",
+        client=c,
+        vendors=lists["vendor"],
+        domains=lists["domain"],
+        assets=lists["asset"],
+        secrets=found,
     )
 
 
@@ -131,7 +143,11 @@ def client_log(
         c = _client(ctx, client)
         page = verified_page(ctx, c["id"], after)
     return web.render(
-        request, "client_log.html", caller=caller, title=f"{c['name']}: access log", client=c,
+        request,
+        "client_log.html",
+        caller=caller,
+        title=f"{c['name']}: access log",
+        client=c,
         **page,
     )
 
@@ -162,8 +178,14 @@ def _escrow_page(
         recipients = [clients.describe_recipient(r) for r in row.recipients]
         destinations = [escrow.describe(d) for d in escrow.list_destinations(ctx, c["id"])]
     return web.render(
-        request, "escrow.html", caller=caller, title=f"{c['name']}: escrow", client=c,
-        recipients=recipients, destinations=destinations, message=message,
+        request,
+        "escrow.html",
+        caller=caller,
+        title=f"{c['name']}: escrow",
+        client=c,
+        recipients=recipients,
+        destinations=destinations,
+        message=message,
         can_manage=caller.principal.role in ("client", "admin"),
         export_available=export_available(),
     )
@@ -193,9 +215,7 @@ def remove_recipient(
 
 
 @router.post("/{client}/export")
-def export_download(
-    client: str, request: Request, form: FormDep, caller: PortalCaller
-) -> Response:
+def export_download(client: str, request: Request, form: FormDep, caller: PortalCaller) -> Response:
     """Stream the client's export: the age bundle (or KDBX with the passphrase given). The
     export service (vault/services/export.py) comes from its own branch; without it the page
     says so instead of failing. Written to a spool with no write lock held, the
@@ -208,8 +228,13 @@ def export_download(
         with caller.transaction() as ctx:
             _client(ctx, client)  # still refuse another client's page as not found
         return web.render(
-            request, "notice.html", status=501, caller=caller, title="Export",
-            message="Export is not available in this build.", kind="error",
+            request,
+            "notice.html",
+            status=501,
+            caller=caller,
+            title="Export",
+            message="Export is not available in this build.",
+            kind="error",
             back=f"/ui/clients/{client}/escrow",
         )
     keys = caller.state.keys
@@ -226,8 +251,14 @@ def export_download(
                     field="kdbx_passphrase",
                 )
             export.export_portable(
-                caller.state.store, keys, caller.principal, c["id"], "kdbx", spool,
-                passphrase=passphrase, source=request.client.host if request.client else None,
+                caller.state.store,
+                keys,
+                caller.principal,
+                c["id"],
+                "kdbx",
+                spool,
+                passphrase=passphrase,
+                source=request.client.host if request.client else None,
             )
         else:
             with caller.transaction() as ctx:
@@ -257,5 +288,3 @@ def _chunks(spool: BinaryIO) -> Iterator[bytes]:
     with spool:
         while chunk := spool.read(EXPORT_CHUNK_BYTES):
             yield chunk
-
-

@@ -32,9 +32,7 @@ def search(request: Request, caller: PortalCaller, q: str = "") -> Response:
                         "secrets": [secrets_service.describe(s) for s in found],
                     }
                 )
-    return web.render(
-        request, "search.html", caller=caller, title="Search", q=q, results=results
-    )
+    return web.render(request, "search.html", caller=caller, title="Search", q=q, results=results)
 
 
 @router.post("/clients/{client}/secrets/{secret}/checkout")
@@ -66,8 +64,14 @@ def _revealed(
 ) -> Response:
     # Cache-Control: no-store is on every response (api/app.py SecurityHeaders).
     return web.render(
-        request, "revealed.html", caller=caller, title=heading, heading=heading, intro=intro,
-        secret=secret, lease=lease,
+        request,
+        "revealed.html",
+        caller=caller,
+        title=heading,
+        heading=heading,
+        intro=intro,
+        secret=secret,
+        lease=lease,
     )
 
 
@@ -114,11 +118,19 @@ def checkin(lease_id: str, request: Request, form: FormDep, caller: PortalCaller
         # The new value must reach the person who sets it at the vendor: shown once, like a
         # check-out result.
         return _revealed(
-            request, caller, {"title": name, "value": generated}, None, "Checked in",
+            request,
+            caller,
+            {"title": name, "value": generated},
+            None,
+            "Checked in",
             f"Version {version} is stored. Set this new value where {name} is used.",
         )
     done = f"version {version} stored" if version else "no rotation"
     return web.render(
-        request, "notice.html", caller=caller, title="Checked in",
-        message=f"{name} is checked in ({done}).", back="/ui/leases",
+        request,
+        "notice.html",
+        caller=caller,
+        title="Checked in",
+        message=f"{name} is checked in ({done}).",
+        back="/ui/leases",
     )

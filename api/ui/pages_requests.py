@@ -35,8 +35,16 @@ def _page(
             else []
         )
     return web.render(
-        request, "requests.html", caller=caller, title=f"{c['name']}: requests", client=c,
-        requests=rows, created=created, can_request=can_request, kinds=KINDS, vendors=vendors,
+        request,
+        "requests.html",
+        caller=caller,
+        title=f"{c['name']}: requests",
+        client=c,
+        requests=rows,
+        created=created,
+        can_request=can_request,
+        kinds=KINDS,
+        vendors=vendors,
         max_hours=MAX_HOURS,
     )
 
@@ -99,8 +107,14 @@ def open_link(token: str, request: Request, state: StateDep) -> Response:
         vendor = inventory.vendor_name(ctx, row.vendor_id)
         req = requests_service.describe(row, vendor)
     return web.render(
-        request, "request_fill.html", caller=caller, title=f"Requested: {req['title']}",
-        req=req, client={"id": found.id, "name": found.name}, vendor=vendor, token=token,
+        request,
+        "request_fill.html",
+        caller=caller,
+        title=f"Requested: {req['title']}",
+        req=req,
+        client={"id": found.id, "name": found.name},
+        vendor=vendor,
+        token=token,
     )
 
 
@@ -113,7 +127,10 @@ def fulfil_link(token: str, request: Request, form: FormDep, state: StateDep) ->
         )
         title = secret.title
     return web.render(
-        request, "notice.html", caller=caller, title="Stored",
+        request,
+        "notice.html",
+        caller=caller,
+        title="Stored",
         message=f"Thank you: {title} is stored encrypted in the vault. This link no longer works.",
         back="/ui/",
     )

@@ -13,6 +13,7 @@ import re
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -107,9 +108,11 @@ def seed_acme(vault: Vault) -> str:
     with vault.ctx() as ctx:
         acme = clients.add_client(ctx, "Acme")
         inventory.add_record(ctx, "vendor", "Acme", name="Gandi", owner_kind="client")
-        soon = (utcnow() + __import__("datetime").timedelta(days=20)).date().isoformat()
+        soon = (utcnow() + timedelta(days=20)).date().isoformat()
         inventory.add_record(ctx, "domain", "Acme", name="acme.example", expires_on=soon)
-        secrets.add_secret(ctx, "Acme", title="Router", value="r0uter-Admin-2024!", username="admin")
+        secrets.add_secret(
+            ctx, "Acme", title="Router", value="r0uter-Admin-2024!", username="admin"
+        )
         return acme.id
 
 

@@ -231,3 +231,43 @@ def test_request_link_expiry_is_bounded(cast: Cast) -> None:
         made = requests.create(ctx, "Acme", title="Default")
         assert made.request.expires_at - made.request.created_at == timedelta(hours=72)
         assert len(made.token) >= 43  # 32 random bytes, base64url
+
+
+def test_client_log_entries_are_verified_against_the_signed_checkpoint(
+    cast: Cast, portal: PortalMaker
+) -> None:
+    response = portal("client_a").get(f"/ui/clients/{cast.ids['client_a']}/log")
+    assert response.status_code == 200
+    assert "Signature verified" in response.text
+    rows = response.text.count("<tr><td>")
+    assert rows > 0 and response.text.count('aria-label="inclusion verified"') == rows
+    assert "✗" not in response.text
+
+
+def test_consistency_between_two_checkpoints_is_verified(cast: Cast, portal: PortalMaker) -> None:
+    from vault.services import auditlog
+
+    with cast.vault.store.session() as s, s.begin():
+        first = auditlog.sign(s, cast.vault.keys).size
+    with cast.vault.ctx() as ctx:
+        users.create_user(ctx, "later", role="auditor", password=PW)
+    with cast.vault.store.session() as s, s.begin():
+        second = auditlog.sign(s, cast.vault.keys).size
+    assert second > first
+    http = portal("auditor")
+    response = http.get(f"/ui/checkpoints?old={first}&new={second}")
+    assert response.status_code == 200
+    assert f"the log of {first} events is a prefix of the log of {second} events" in response.text
+    assert http.get("/ui/checkpoints?old=1&new=999999").status_code == 200  # not a 500
+
+
+def test_auditor_log_filters_and_downloads(cast: Cast, portal: PortalMaker) -> None:
+    http = portal("auditor")
+    page = http.get("/ui/log?action=secret.add")
+    assert page.status_code == 200 and page.text.count("<tr><td>") == 3
+    csv = http.get("/ui/log/download?format=csv&action=secret.add")
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert len(csv.text.strip().splitlines()) == 4
+    assert "r0uter" not in csv.text
+    bad = http.get("/ui/log?since=yesterday")
+    assert bad.status_code == 422 and "text/html" in bad.headers["content-type"]
