@@ -35,7 +35,7 @@ log = logging.getLogger("custody.api")
 
 MAX_BODY_BYTES = 1024 * 1024
 #: routes that answer while the vault is sealed
-SEALED_OK = ("/health", "/sys/", "/docs", "/redoc", "/openapi.json")
+SEALED_OK = ("/health", "/sys/", "/docs", "/redoc", "/openapi.json", "/ui/static/")
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -254,6 +254,9 @@ class SealGuard:
             and self.state.sealed
             and not scope["path"].startswith(SEALED_OK)
         ):
+            if scope["path"] == "/ui" or scope["path"].startswith("/ui/"):
+                await _html(send, 503, ui_web.SEALED_PAGE)
+                return
             await _json(
                 send,
                 503,
@@ -263,6 +266,16 @@ class SealGuard:
             )
             return
         await self.app(scope, receive, send)
+
+
+async def _html(send: Send, status: int, page: str) -> None:
+    body = page.encode()
+    headers: list[Any] = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _json(send: Send, status: int, code: str, message: str) -> None:

@@ -40,6 +40,16 @@ UI_CSP = (
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 )
 
+#: what the portal shows while the vault is sealed (no template: the app may not be usable)
+SEALED_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    '<title>Sealed · Custody</title><link rel="stylesheet" href="/ui/static/portal.css">'
+    '</head><body><main id="main"><h1>The vault is sealed</h1>'
+    '<p class="notice">An operator must unseal it before anyone can sign in. '
+    "Try again later.</p></main></body></html>"
+)
+
 
 def _fmt_time(value: Any) -> str:
     if isinstance(value, datetime):

@@ -271,3 +271,73 @@ def test_auditor_log_filters_and_downloads(cast: Cast, portal: PortalMaker) -> N
     assert "r0uter" not in csv.text
     bad = http.get("/ui/log?since=yesterday")
     assert bad.status_code == 422 and "text/html" in bad.headers["content-type"]
+
+
+def test_no_page_shows_a_sealed_value(cast: Cast, portal: PortalMaker) -> None:
+    """A canary in every sealed field never appears on a portal page, for anyone; nor in the
+    log downloads (the check-out result is the one page that shows a value, tested above)."""
+    from vault.services import inventory, secrets
+
+    canary = "CANARY-portal-5be1"
+    with cast.vault.ctx() as ctx:
+        secrets.add_secret(
+            ctx,
+            "Acme",
+            title="Canary",
+            value=canary + "-v",
+            username=canary + "-u",
+            notes=canary + "-n",
+        )
+        inventory.add_record(
+            ctx,
+            "vendor",
+            "Acme",
+            name="Canary vendor",
+            account_number=canary + "-acct",
+            recovery_email=canary + "@example.com",
+            notes=canary + "-notes",
+        )
+        token = requests.create(ctx, "Acme", title="Canary request").token
+    a = cast.ids["client_a"]
+    pages = [
+        f"/ui/clients/{a}",
+        f"/ui/clients/{a}/inventory",
+        f"/ui/clients/{a}/log",
+        f"/ui/clients/{a}/escrow",
+        f"/ui/clients/{a}/requests",
+        "/ui/clients",
+        "/ui/search",
+        "/ui/search?q=canary",
+        "/ui/leases",
+        "/ui/log",
+        "/ui/checkpoints",
+        "/ui/log/download?format=jsonl",
+        "/ui/log/download?format=csv",
+        f"/ui/r/{token}",
+    ]
+    for who in ("admin", "cons_a", "client_a", "auditor"):
+        http = portal(who)
+        for page in pages:
+            response = http.get(page)
+            assert response.status_code < 500, (who, page)
+            assert canary not in response.text, (who, page)
+    http = portal("client_a")
+    form = http.get(f"/ui/r/{token}")
+    done = http.post(f"/ui/r/{token}", data={"csrf": csrf_of(form.text), "value": canary + "-r"})
+    assert done.status_code == 200 and canary not in done.text
+    assert canary not in portal("auditor").get("/ui/log/download?format=jsonl").text
+
+
+def test_sealed_vault_shows_a_page(cast: Cast) -> None:
+    from api.app import create_app
+    from api.state import ServerState
+
+    app = create_app(
+        ServerState(store=cast.vault.store, keys=None), sweep_leases=False, checkpoints=False
+    )
+    http = TestClient(app, raise_server_exceptions=False)
+    response = http.get("/ui/login")
+    assert response.status_code == 503
+    assert "text/html" in response.headers["content-type"] and "sealed" in response.text
+    assert response.headers["content-security-policy"] == web.UI_CSP
+    assert http.get("/ui/static/portal.css").status_code == 200
