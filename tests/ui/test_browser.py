@@ -183,6 +183,10 @@ def test_auditor_filters_the_log_and_downloads_json_lines(
     page = new_page(chromium)
     sign_in(page, server, "audrey", pyotp.TOTP(seed).now())
     page.wait_for_url("**/ui/log")
+    page.keyboard.press("Tab")  # keyboard users land on the skip link first
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
     page.get_by_label("Action").fill("secret.add")
     page.get_by_role("button", name="Search").click()
     page.wait_for_url(re.compile(r"/ui/log\?.*action=secret\.add"))

@@ -341,3 +341,29 @@ def test_sealed_vault_shows_a_page(cast: Cast) -> None:
     assert "text/html" in response.headers["content-type"] and "sealed" in response.text
     assert response.headers["content-security-policy"] == web.UI_CSP
     assert http.get("/ui/static/portal.css").status_code == 200
+
+
+def test_every_input_has_a_label_and_pages_have_a_skip_link(
+    cast: Cast, portal: PortalMaker
+) -> None:
+    import re
+
+    a = cast.ids["client_a"]
+    pages = {
+        "client_a": [f"/ui/clients/{a}", f"/ui/clients/{a}/escrow", f"/ui/clients/{a}/log"],
+        "cons_a": ["/ui/search?q=router", "/ui/leases", f"/ui/clients/{a}/requests"],
+        "auditor": ["/ui/log", "/ui/checkpoints"],
+    }
+    anonymous = _anonymous(cast)
+    checked = [("anonymous", "/ui/login", anonymous.get("/ui/login").text)]
+    for who, urls in pages.items():
+        http = portal(who)
+        checked += [(who, url, http.get(url).text) for url in urls]
+    for who, url, html in checked:
+        assert '<a class="skip" href="#main">' in html and '<main id="main"' in html, url
+        labels = set(re.findall(r'<label[^>]*for="([^"]+)"', html))
+        for tag in re.findall(r"<(?:input|select)\b[^>]*>", html):
+            if 'type="hidden"' in tag:
+                continue
+            found = re.search(r'id="([^"]+)"', tag)
+            assert found and found.group(1) in labels, f"{who} {url}: unlabelled {tag}"
