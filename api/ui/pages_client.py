@@ -220,6 +220,7 @@ def export_download(client: str, request: Request, form: FormDep, caller: Portal
     export service (vault/services/export.py) comes from its own branch; without it the page
     says so instead of failing. Written to a spool with no write lock held, the
     ``client.export`` event committed, then sent - as ``POST /clients/{client}/export``."""
+    web.require_role(caller, "admin", "client")  # as the export service decides
     fmt = form.get("format", "age-json")
     if fmt not in ("age-json", "kdbx"):
         raise InvalidInput("format must be age-json or kdbx", field="format")
