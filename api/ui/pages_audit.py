@@ -16,13 +16,14 @@ from fastapi.responses import Response, StreamingResponse
 
 from api.ui import web
 from api.ui.web import PortalCaller
-from vault.errors import CustodyError, InvalidInput
+from vault.errors import CustodyError, InvalidInput, NotFound
 from vault.log import merkle
 from vault.log.note import Verifier, verify_checkpoint
 from vault.services import Context, auditlog, logviews
 
 router = APIRouter()
 PAGE = 50
+HISTORY_PAGE = 100
 FILTER_FIELDS = ("since", "until", "client", "actor", "action", "outcome")
 EXPORT_TYPES = {"jsonl": "application/jsonl", "csv": "text/csv; charset=utf-8"}
 SPOOL_BYTES = 8 * 1024 * 1024
@@ -136,6 +137,8 @@ def check_consistency(ctx: Context, old: int, new: int) -> dict[str, Any]:
         newer = verify_checkpoint(auditlog.checkpoint_at(ctx.session, new).note, verifier, origin)
         proof = [base64.b64decode(h) for h in logviews.consistency(ctx, old, new)["hashes"]]
         merkle.verify_consistency(older.size, newer.size, older.root, newer.root, proof)
+    except NotFound as exc:
+        return {"ok": False, "message": f"cannot check: {exc.message}"}
     except CustodyError as exc:
         return {"ok": False, "message": f"sizes {old} and {new}: NOT consistent: {exc.message}"}
     return {
@@ -147,10 +150,18 @@ def check_consistency(ctx: Context, old: int, new: int) -> dict[str, Any]:
 
 @router.get("/checkpoints")
 def checkpoints(
-    request: Request, caller: PortalCaller, old: int | None = None, new: int | None = None
+    request: Request,
+    caller: PortalCaller,
+    old: int | None = None,
+    new: int | None = None,
+    after: int | None = None,
 ) -> Response:
+    """The signed checkpoints, a page at a time (oldest first), and a consistency check
+    between any two of them by size."""
     with caller.transaction() as ctx:
-        history = logviews.history(ctx, limit=auditlog.MAX_PAGE)
+        history = logviews.history(ctx, after=after, limit=HISTORY_PAGE)
+        latest = auditlog.latest_checkpoint(ctx.session)
+        first = auditlog.checkpoints(ctx.session, limit=1)
         result = check_consistency(ctx, old, new) if old is not None and new is not None else None
     return web.render(
         request,
@@ -158,7 +169,8 @@ def checkpoints(
         caller=caller,
         title="Checkpoints",
         checkpoints=history,
-        old=old,
-        new=new,
+        old=old if old is not None else (first[0].size if first else 0),
+        new=new if new is not None else (latest.size if latest else 0),
         result=result,
+        next_after=history[-1]["size"] if len(history) == HISTORY_PAGE else None,
     )
