@@ -219,7 +219,7 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _json(send, 413, "too_large", f"request body over {self.limit} bytes")
+                await _too_large(scope, send, self.limit)
                 return
         seen = 0
 
@@ -235,11 +235,18 @@ class BodyLimit:
         try:
             await self.app(scope, counting_receive, send)
         except _TooLarge:
-            await _json(send, 413, "too_large", f"request body over {self.limit} bytes")
+            await _too_large(scope, send, self.limit)
 
 
 class _TooLarge(Exception):
     pass
+
+
+async def _too_large(scope: Scope, send: Send, limit: int) -> None:
+    if scope["path"] == "/ui" or scope["path"].startswith("/ui/"):
+        await _html(send, 413, ui_web.TOO_LARGE_PAGE)
+    else:
+        await _json(send, 413, "too_large", f"request body over {limit} bytes")
 
 
 class SealGuard:

@@ -49,6 +49,14 @@ SEALED_PAGE = (
     '<p class="notice">An operator must unseal it before anyone can sign in. '
     "Try again later.</p></main></body></html>"
 )
+TOO_LARGE_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    '<title>Too large · Custody</title><link rel="stylesheet" href="/ui/static/portal.css">'
+    '</head><body><main id="main"><h1>Too large</h1>'
+    '<p class="notice error">That form was larger than the server accepts (1 MiB). '
+    '<a href="/ui/">Back to the start page</a></p></main></body></html>'
+)
 
 
 def _fmt_time(value: Any) -> str:

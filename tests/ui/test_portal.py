@@ -386,3 +386,13 @@ def test_export_form_is_for_the_client_and_admins(cast: Cast, portal: PortalMake
     else:
         assert response.status_code == 501
         assert "Export is not available in this build" in response.text
+
+
+def test_oversized_form_gets_a_page(cast: Cast, portal: PortalMaker) -> None:
+    http = portal("client_a")
+    response = http.post(
+        f"/ui/clients/{cast.ids['client_a']}/recipients",
+        data={"csrf": http.headers["x-test-csrf"], "recipient": "x" * (2 * 1024 * 1024)},
+    )
+    assert response.status_code == 413
+    assert "text/html" in response.headers["content-type"] and "Too large" in response.text
