@@ -27,7 +27,10 @@ from api.routes import (
     users,
 )
 from api.routes import log as log_routes
+from api.routes import requests as requests_routes
 from api.state import ServerState
+from api.ui import router as ui_router
+from api.ui import web as ui_web
 from vault import __version__
 
 log = logging.getLogger("custody.api")
@@ -37,7 +40,7 @@ MAX_BODY_BYTES = 1024 * 1024
 #: a few MiB
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
 #: routes that answer while the vault is sealed
-SEALED_OK = ("/health", "/sys/", "/docs", "/redoc", "/openapi.json")
+SEALED_OK = ("/health", "/sys/", "/docs", "/redoc", "/openapi.json", "/ui/static/")
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
@@ -46,6 +49,7 @@ SECURITY_HEADERS = [
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+UI_CSP = (b"content-security-policy", ui_web.UI_CSP.encode())
 
 
 LEASE_SWEEP_SECONDS = 60.0
@@ -91,6 +95,8 @@ def create_app(
     app.include_router(imports.router)
     app.include_router(takeover.notices_router)
     app.include_router(log_routes.router)
+    app.include_router(requests_routes.router)
+    app.include_router(ui_router)
     if not state.require_totp:
         log.warning(
             "TOTP IS OFF (CUSTODY_INSECURE_NO_TOTP=1): local development only - "
@@ -192,12 +198,15 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         docs = scope["path"] in ("/docs", "/redoc")
+        portal = scope["path"] == "/ui" or scope["path"].startswith("/ui/")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers.extend(SECURITY_HEADERS)
-                if not docs:  # the interactive docs page loads its own scripts
+                if portal:  # the portal's own pages: its scripts and styles, nothing inline
+                    headers.append(UI_CSP)
+                elif not docs:  # the interactive docs page loads its own scripts
                     headers.append(API_CSP)
                 message["headers"] = headers
             await send(message)
@@ -220,7 +229,7 @@ class BodyLimit:
             limit = max(limit, MAX_IMPORT_BYTES)
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
-                await _json(send, 413, "too_large", f"request body over {limit} bytes")
+                await _too_large(scope, send, limit)
                 return
         seen = 0
 
@@ -236,11 +245,18 @@ class BodyLimit:
         try:
             await self.app(scope, counting_receive, send)
         except _TooLarge:
-            await _json(send, 413, "too_large", f"request body over {limit} bytes")
+            await _too_large(scope, send, limit)
 
 
 class _TooLarge(Exception):
     pass
+
+
+async def _too_large(scope: Scope, send: Send, limit: int) -> None:
+    if scope["path"] == "/ui" or scope["path"].startswith("/ui/"):
+        await _html(send, 413, ui_web.TOO_LARGE_PAGE)
+    else:
+        await _json(send, 413, "too_large", f"request body over {limit} bytes")
 
 
 class SealGuard:
@@ -255,6 +271,9 @@ class SealGuard:
             and self.state.sealed
             and not scope["path"].startswith(SEALED_OK)
         ):
+            if scope["path"] == "/ui" or scope["path"].startswith("/ui/"):
+                await _html(send, 503, ui_web.SEALED_PAGE)
+                return
             await _json(
                 send,
                 503,
@@ -264,6 +283,16 @@ class SealGuard:
             )
             return
         await self.app(scope, receive, send)
+
+
+async def _html(send: Send, status: int, page: str) -> None:
+    body = page.encode()
+    headers: list[Any] = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _json(send: Send, status: int, code: str, message: str) -> None:

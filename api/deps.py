@@ -91,10 +91,14 @@ def record_refusal(
         log.exception("could not record a refusal")
 
 
-def _caller(request: Request, state: ServerState, *, full: bool) -> Caller:
+def caller_for_token(
+    request: Request, state: ServerState, raw: str | None, *, full: bool
+) -> Caller:
+    """The caller behind a raw session token, wherever it came from (the API's bearer header,
+    the portal's session cookie): one check for both faces."""
     try:
         with state.store.read_session() as session, session.begin():
-            found = authenticate(session, _bearer(request))
+            found = authenticate(session, raw)
             if full and found.token.scope != "full":
                 raise Forbidden("finish TOTP enrolment first", field="totp")
             principal = principal_for(session, found.user)
@@ -108,6 +112,10 @@ def _caller(request: Request, state: ServerState, *, full: bool) -> Caller:
     except CustodyError as exc:
         record_refusal(request, state, None, exc)
         raise
+
+
+def _caller(request: Request, state: ServerState, *, full: bool) -> Caller:
+    return caller_for_token(request, state, _bearer(request), full=full)
 
 
 def full_caller(request: Request, state: StateDep) -> Caller:

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vault import errors
@@ -25,6 +25,7 @@ STATUS: list[tuple[type[errors.CustodyError], int]] = [
     (errors.Forbidden, 403),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
+    (errors.Gone, 410),
     (errors.TooManyAttempts, 429),
     (errors.SchemaError, 503),
     (errors.Sealed, 503),
@@ -58,16 +59,29 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
 
 
 def install(app: FastAPI) -> None:
+    # Under /ui the same status renders as a page (api/ui/errors.py) instead of a JSON body.
+    from api.ui import errors as ui_errors
+    from api.ui.web import UnsafeForm
+
+    @app.exception_handler(UnsafeForm)
+    async def unsafe_form(request: Request, _exc: UnsafeForm) -> Response:
+        message = "the form expired or did not come from this site: reload the page and retry"
+        if ui_errors.is_portal(request):
+            return ui_errors.page(request, 403, message)
+        return JSONResponse(error_body("csrf", message), status_code=403)
+
     @app.exception_handler(errors.CustodyError)
-    async def custody_error(_request: Request, exc: errors.CustodyError) -> JSONResponse:
+    async def custody_error(request: Request, exc: errors.CustodyError) -> Response:
         status = status_for(exc)
+        if ui_errors.is_portal(request):
+            return ui_errors.page(request, status, exc.message, field=exc.field)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(
             error_body(exc.code, exc.message, exc.field), status_code=status, headers=headers
         )
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         # pydantic's errors echo the submitted input: keep only where and what, never the value.
         details = [
             {
@@ -78,6 +92,8 @@ def install(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         first = details[0] if details else {"field": None, "message": "invalid request"}
+        if ui_errors.is_portal(request):
+            return ui_errors.page(request, 422, f"{first['field']}: {first['message']}")
         return JSONResponse(
             {
                 **error_body(
@@ -89,7 +105,9 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if ui_errors.is_portal(request):
+            return ui_errors.page(request, exc.status_code, str(exc.detail))
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 503: "sealed"}.get(
             exc.status_code, "error"
         )
@@ -100,9 +118,11 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         # No trace, no message text (it could hold anything): the type goes to the server log.
         import logging
 
         logging.getLogger("custody.api").error("unexpected %s", type(exc).__name__, exc_info=exc)
+        if ui_errors.is_portal(request):
+            return ui_errors.page(request, 500, "internal error: the details are in the server log")
         return JSONResponse(error_body("internal", "internal error"), status_code=500)

@@ -80,6 +80,12 @@ class TooManyAttempts(CustodyError):
     code = "rate_limited"
 
 
+class Gone(CustodyError):
+    """The thing existed but is used up or expired for good (a one-time link)."""
+
+    code = "gone"
+
+
 class Conflict(CustodyError):
     """A uniqueness or state rule would be broken (duplicate name, last recipient...)."""
 

@@ -100,6 +100,10 @@ ACCESS: dict[tuple[str, str], set[str]] = {
     ("GET", "/log/proof/inclusion"): {"admin", "auditor", "client_a"},
     ("GET", "/log/entries"): {"admin", "auditor", "client_a", "client_b"},
     ("GET", "/log/export"): {"admin", "auditor", "client_a", "client_b"},
+    # Credential requests: consultants ask, the client's contacts see what was asked.
+    ("POST", "/clients/{client}/requests"): CONSULTING,
+    ("GET", "/clients/{client}/requests"): READERS,
+    ("DELETE", "/clients/{client}/requests/{request_id}"): CONSULTING,
 }
 # Callers whose role is allowed the route but who are outside client A: they must get 404.
 OUT_OF_SCOPE = {"cons_none": "consultant", "client_b": "client"}
@@ -173,6 +177,10 @@ def _prepare(cast: Cast, method: str, path: str, actor: str) -> tuple[dict[str, 
             params["destination_id"] = escrow.add_destination(
                 ctx, "Acme", url="https://drop.example/matrix"
             ).id
+        if "{request_id}" in path:
+            from vault.services import requests
+
+            params["request_id"] = requests.create(ctx, "Acme", title=_fresh("Asked")).request.id
         if "{notice_id}" in path:
             from vault.db.models import Notice
 
@@ -206,6 +214,7 @@ def _prepare(cast: Cast, method: str, path: str, actor: str) -> tuple[dict[str, 
         ("POST", "/clients/{client}/takeover"): lambda: {},
         ("POST", "/clients/{client}/escrow"): lambda: {"url": "https://drop.example/x"},
         ("PUT", "/clients/{client}/takeover/notice"): lambda: {"notice_days": 3},
+        ("POST", "/clients/{client}/requests"): lambda: {"title": _fresh("Asked")},
     }
     for kind in ("vendor", "domain", "asset"):
         bodies[("POST", f"/clients/{{client}}/{kind}s")] = lambda: {"name": _fresh("I")}
@@ -244,10 +253,14 @@ def _ensure_inventory(cast: Cast, path: str) -> str:
     return f"{kind}-a"
 
 
-def _routes(app: Any) -> list[tuple[str, str]]:
+def _routes(app: Any, *, portal: bool = False) -> list[tuple[str, str]]:
+    """The JSON API's routes (or, with ``portal``, the /ui pages: their cookie-based matrix is
+    tests/ui/test_access.py, which must classify every one of them)."""
     found = []
     for context in routing.iter_route_contexts(app.routes):
         if context.path in ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"):
+            continue
+        if context.path.startswith("/ui/") != portal:
             continue
         for method in sorted((context.methods or set()) - {"HEAD"}):
             found.append((method, context.path))
@@ -258,9 +271,14 @@ def _routes(app: Any) -> list[tuple[str, str]]:
 def test_authorization_matrix(cast: Cast) -> None:
     with cast.vault.ctx() as ctx:
         users.create_user(ctx, "victim", role="consultant", password=PW)
+    from tests.ui.test_access import UI_ACCESS
+
     routes = _routes(cast.api.app)
     missing = sorted(set(routes) - set(ACCESS))
     assert not missing, f"routes without an access decision: {missing}"
+    pages = _routes(cast.api.app, portal=True)
+    unclassified = sorted(set(pages) - set(UI_ACCESS))
+    assert not unclassified, f"portal routes missing from tests/ui/test_access.py: {unclassified}"
     assert len(routes) >= 50
     failures = []
     for method, path in routes:

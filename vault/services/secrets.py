@@ -217,13 +217,21 @@ def add_secret(ctx: Context, client_name: str, **fields: Any) -> Secret:
     return add_secrets(ctx, client_name, [NewSecret(**fields)])[0]
 
 
-def add_secrets(ctx: Context, client_name: str, items: Sequence[NewSecret]) -> list[Secret]:
+def add_secrets(
+    ctx: Context,
+    client_name: str,
+    items: Sequence[NewSecret],
+    *,
+    roles: Sequence[str] = ("admin", "consultant"),
+) -> list[Secret]:
     """Add many secrets to one client in the caller's transaction.
 
     Everything is validated before anything is written, so one bad item adds nothing. Ids are
     assigned here, so the secrets, their first versions and their audit events go to the
-    database in one flush (batched INSERTs) instead of a round trip per row."""
-    ctx.require("admin", "consultant")
+    database in one flush (batched INSERTs) instead of a round trip per row. ``roles`` widens
+    who may add, only for a caller that checked a stronger right first (a client contact
+    answering a credential request, :mod:`vault.services.requests`)."""
+    ctx.require(*roles)
     client = get_client(ctx, client_name)
     cleaned = [_validate_new(item) for item in items]
     now = utcnow()

@@ -301,6 +301,21 @@ def begin_totp_enrollment(ctx: Context, user: User) -> str:
     )
 
 
+def pending_totp_uri(ctx: Context, user: User) -> str | None:
+    """The otpauth:// URI of an enrolment begun but not yet confirmed (to show its QR code
+    again after a mistyped first code), else None."""
+    import pyotp
+
+    if user.totp_ct is None or user.totp_confirmed_at is not None:
+        return None
+    seed = ctx.keyring().vault_cipher.open_text(user.totp_ct, _totp_location(user))
+    return str(
+        pyotp.TOTP(seed, digits=TOTP_DIGITS, interval=TOTP_PERIOD).provisioning_uri(
+            name=user.username, issuer_name="Custody"
+        )
+    )
+
+
 def _accept_code(ctx: Context, user: User, code: str | None, now: datetime) -> bool:
     """True if ``code`` is valid within one step either side and newer than the last code
     accepted - a code is never accepted twice."""
