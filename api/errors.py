@@ -27,6 +27,7 @@ STATUS: list[tuple[type[errors.CustodyError], int]] = [
     (errors.Conflict, 409),
     (errors.TooManyAttempts, 429),
     (errors.SchemaError, 503),
+    (errors.StorageError, 503),
     (errors.Sealed, 503),
     (errors.NotInitialized, 503),
     (errors.DecryptionError, 500),

@@ -212,6 +212,9 @@ def run_wrk(
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     assert rate, out
     assert errors is None, f"wrk saw errors: {errors.group(0)}"
+    socket = re.search(r"Socket errors:.*", out)
+    if socket:
+        print(f"wrk: {socket.group(0)}", file=sys.stderr)
     return {"rps": float(rate.group(1)), "p50": ms("50"), "p99": ms("99")}
 
 

@@ -110,8 +110,8 @@ def append(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
             [{**e, "seq": -secrets.randbits(62) - 1, "leaf_hash": b""} for e in events],
         )
         return -1
-    engine = session.get_bind()
-    assert isinstance(engine, Engine)
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
     cached = _last_head.get(engine)
     if cached is not None:
         compact = merkle.CompactRange.from_bytes(cached)
