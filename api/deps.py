@@ -18,23 +18,29 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.state import ServerState
 from vault.db.models import User
-from vault.errors import CustodyError, Forbidden
+from vault.errors import CustodyError, Forbidden, Unauthenticated
 from vault.services import Context, Principal, audit
-from vault.services.users import authenticate, principal_for, touch_token
+from vault.services.users import (
+    Authenticated,
+    authenticate_principal,
+    touch_token,
+    well_formed_token,
+)
 
 log = logging.getLogger("custody.api")
 ANONYMOUS = Principal(name="anonymous", role="anonymous")
 _AUDITED_PARAMS = ("client", "secret", "lease_id", "username", "name", "recipient")
 
 
-def get_state(request: Request) -> ServerState:
+async def get_state(request: Request) -> ServerState:
+    # async: a sync dependency would cost a hop to a worker thread and back
     state: ServerState = request.app.state.custody
     return state
 
@@ -51,28 +57,53 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Caller:
-    """An authenticated request: who, from where, with which token."""
+    """A request with a bearer token: who, from where, with which token.
+
+    The token is checked for shape when the request arrives (a missing or malformed one is
+    refused at once), and against the database - token, user and grants in one statement - on
+    the worker thread that runs the route, right before its transaction, so a request costs
+    one hop to a worker thread, not one per dependency."""
 
     state: ServerState
     request: Request
-    principal: Principal
-    token_id: str | None
-    token_last_used: datetime | None = None
+    full: bool = True
+    _auth: Authenticated | None = None
+
+    def authenticate(self) -> Authenticated:
+        if self._auth is None:
+            try:
+                with self.state.store.read_connection() as conn:
+                    found = authenticate_principal(conn, _bearer(self.request))
+                if self.full and found.scope != "full":
+                    raise Forbidden("finish TOTP enrolment first", field="totp")
+            except CustodyError as exc:
+                record_refusal(self.request, self.state, None, exc)
+                raise
+            self._auth = found
+        return self._auth
+
+    @property
+    def principal(self) -> Principal:
+        return self.authenticate().principal
+
+    @property
+    def token_id(self) -> str:
+        return self.authenticate().token_id
 
     @contextmanager
     def transaction(self) -> Iterator[Context]:
+        auth = self.authenticate()
         try:
             with self.state.store.context(
-                self.principal, self.state.keys, source=source_of(self.request)
+                auth.principal, self.state.keys, source=source_of(self.request)
             ) as ctx:
-                ctx.token_id = self.token_id
-                if self.token_id is not None:
-                    touch_token(ctx, self.token_id, self.token_last_used)
+                ctx.token_id = auth.token_id
+                touch_token(ctx, auth.token_id, auth.last_used_at)
                 yield ctx
         except CustodyError as exc:
-            record_refusal(self.request, self.state, self.principal, exc)
+            record_refusal(self.request, self.state, auth.principal, exc)
             raise
 
 
@@ -91,32 +122,21 @@ def record_refusal(
         log.exception("could not record a refusal")
 
 
-def _caller(request: Request, state: ServerState, *, full: bool) -> Caller:
-    try:
-        with state.store.read_session() as session, session.begin():
-            found = authenticate(session, _bearer(request))
-            if full and found.token.scope != "full":
-                raise Forbidden("finish TOTP enrolment first", field="totp")
-            principal = principal_for(session, found.user)
-            return Caller(
-                state=state,
-                request=request,
-                principal=principal,
-                token_id=found.token.id,
-                token_last_used=found.token.last_used_at,
-            )
-    except CustodyError as exc:
-        record_refusal(request, state, None, exc)
-        raise
+async def _caller(request: Request, state: ServerState, *, full: bool) -> Caller:
+    if not well_formed_token(_bearer(request)):
+        exc = Unauthenticated("sign in first (missing, expired or revoked token)")
+        await run_in_threadpool(record_refusal, request, state, None, exc)
+        raise exc
+    return Caller(state=state, request=request, full=full)
 
 
-def full_caller(request: Request, state: StateDep) -> Caller:
-    return _caller(request, state, full=True)
+async def full_caller(request: Request, state: StateDep) -> Caller:
+    return await _caller(request, state, full=True)
 
 
-def enrolling_caller(request: Request, state: StateDep) -> Caller:
+async def enrolling_caller(request: Request, state: StateDep) -> Caller:
     """Also accepts the short-lived token of a first sign-in, to enrol TOTP."""
-    return _caller(request, state, full=False)
+    return await _caller(request, state, full=False)
 
 
 CallerDep = Annotated[Caller, Depends(full_caller)]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
 from vault.config import Settings
@@ -30,6 +30,8 @@ class Store:
     writer: GroupWriter | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        self._read_engine = self.engine.execution_options(**{db.READ_ONLY_OPTION: True})
+        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         if self.writer is None and self.engine.dialect.name == "sqlite":
             self.writer = GroupWriter(self.engine, db.sqlite_lock_path(self.engine))
 
@@ -57,6 +59,18 @@ class Store:
         return Session(
             self.engine.execution_options(**{db.READ_ONLY_OPTION: True}), expire_on_commit=False
         )
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A connection for one consistent read: on PostgreSQL in autocommit (a single
+        statement is its own snapshot: no BEGIN/COMMIT round trips), on SQLite a read
+        transaction (no write lock)."""
+        if self.engine.dialect.name == "sqlite":
+            with self._read_engine.connect() as conn, conn.begin():
+                yield conn
+        else:
+            with self._autocommit_engine.connect() as conn:
+                yield conn
 
     def meta(self) -> VaultMeta:
         with self.session() as session:
