@@ -330,7 +330,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument(
-        "--sqlite-workers", type=int, nargs="+", default=[1, 2], help="worker counts on SQLite"
+        "--sqlite-workers", type=int, nargs="*", default=[1, 2], help="worker counts on SQLite"
     )
     parser.add_argument("--pg-workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument(

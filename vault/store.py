@@ -34,6 +34,8 @@ class Store:
         self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         if self.writer is None and self.engine.dialect.name == "sqlite":
             self.writer = GroupWriter(self.engine, db.sqlite_lock_path(self.engine))
+        elif self.writer is None and self.engine.dialect.name == "postgresql":
+            self.writer = GroupWriter(self.engine, None, append_events=auditlog.append)
 
     @classmethod
     def open(cls, settings: Settings) -> Store:
@@ -110,7 +112,10 @@ class Store:
             # The audit events join the log last, so the log head stays locked only while
             # the transaction commits.
             if ctx.pending_events:
-                auditlog.append(session, ctx.pending_events)
+                if self.writer is not None and self.writer.defers_events:
+                    self.writer.defer(ctx.pending_events)  # appended at the batch's commit
+                else:
+                    auditlog.append(session, ctx.pending_events)
                 ctx.pending_events.clear()
 
 

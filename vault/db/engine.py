@@ -19,6 +19,8 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 READ_ONLY_OPTION = "custody_read_only"
 #: pooled SQLite connections per process (above the server's worker threads)
 SQLITE_POOL_SIZE = 24
+#: pooled PostgreSQL connections per process (the server's worker threads, 16 by default)
+SERVER_POOL_SIZE = 16
 
 
 def make_engine(url: str, *, create_dirs: bool = False, read_only: bool = False) -> Engine:
@@ -43,7 +45,11 @@ def make_engine(url: str, *, create_dirs: bool = False, read_only: bool = False)
         engine = create_engine(url, **kwargs)
         _configure_sqlite(engine, read_only=read_only)
         return engine
-    kwargs["pool_pre_ping"] = True
+    # A pool as large as the server's worker threads: overflow connections are closed when
+    # returned, and a new PostgreSQL connection costs milliseconds (a backend process).
+    # No pre-ping (a round trip per checkout, two per request): a connection that died with
+    # a server restart fails one statement, and SQLAlchemy then invalidates the whole pool.
+    kwargs.update(pool_size=SERVER_POOL_SIZE, max_overflow=8, pool_recycle=3600)
     return create_engine(url, **kwargs)
 
 

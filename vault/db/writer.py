@@ -18,6 +18,15 @@ share a transaction:
   Nobody returns before the COMMIT that holds its writes has returned, so what a caller was
   told is done is on disk (durable, as with one transaction per request).
 
+PostgreSQL gets the same treatment, for a different reason: every transaction that records an
+audit event locks the log head row until it commits (leaf indexes follow commit order with no
+gaps), so commits - and their fsyncs - queue one by one on that row however many connections
+write. There a batch appends the audit events of all its units at once, right before its
+COMMIT: the head row is locked only for that append and the commit, one fsync covers the whole
+batch, and batches of other processes run their units meanwhile. (No flock: PostgreSQL has
+row locks. Units of two processes' batches that update the same rows in opposite orders can
+deadlock; PostgreSQL then aborts one batch and its units fail with StorageError.)
+
 Units of work in a batch see each other's writes, as consecutive transactions would. If the
 COMMIT itself fails (disk full, I/O error) every unit in the batch fails with
 :class:`~vault.errors.StorageError`, and none of their writes is kept.
@@ -28,9 +37,10 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
@@ -45,14 +55,24 @@ MAX_BATCH = 64
 class _Batch:
     done: threading.Event = field(default_factory=threading.Event)
     members: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
     failed: BaseException | None = None
 
 
 class GroupWriter:
     """The SQLite write path of one process (see the module documentation)."""
 
-    def __init__(self, engine: Engine, lock_path: str | None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        lock_path: str | None,
+        *,
+        append_events: Callable[[Connection, list[dict[str, Any]]], object] | None = None,
+    ) -> None:
         self.engine = engine
+        #: when set, units hand their audit events to :meth:`defer` and the batch appends them
+        #: all at once, right before its COMMIT
+        self.append_events = append_events
         self._mutex = threading.Lock()
         self._counter = threading.Lock()
         self._waiting = 0
@@ -71,8 +91,12 @@ class GroupWriter:
         if getattr(self._local, "inside", False):
             # Nested in a unit of work of this thread: a savepoint of the same batch.
             assert self._conn is not None
-            with _savepoint_session(self._conn) as session:
-                yield session
+            outer, self._local.events = self._local.events, None  # its events: appended inline
+            try:
+                with _savepoint_session(self._conn) as session:
+                    yield session
+            finally:
+                self._local.events = outer
             return
         with self._counter:
             self._waiting += 1
@@ -89,11 +113,15 @@ class GroupWriter:
         conn = self._conn
         assert batch is not None and conn is not None
         self._local.inside = True
+        events: list[dict[str, Any]] = []
+        self._local.events = events
         try:
             with _savepoint_session(conn) as session:
                 yield session
+            batch.events.extend(events)  # only a unit whose savepoint was released
         finally:
             self._local.inside = False
+            self._local.events = None
             batch.members += 1
             if self._waiting == 0 or batch.members >= MAX_BATCH:
                 try:
@@ -106,6 +134,16 @@ class GroupWriter:
         if batch.failed is not None:
             raise StorageError("the database did not commit this change; try again") from None
 
+    @property
+    def defers_events(self) -> bool:
+        """Whether audit events of a unit of work running now go to :meth:`defer`."""
+        return self.append_events is not None and getattr(self._local, "events", None) is not None
+
+    def defer(self, events: list[dict[str, Any]]) -> None:
+        """Audit events of the current unit of work, appended to the log at the batch's commit
+        (if the unit's savepoint is released)."""
+        self._local.events.extend(events)
+
     def _open(self) -> None:
         if self._lock_path is not None:
             if self._lock_fd is None:
@@ -114,7 +152,7 @@ class GroupWriter:
         try:
             conn = self.engine.connect()
             try:
-                conn.begin()  # BEGIN IMMEDIATE (vault.db.engine)
+                conn.begin()  # BEGIN IMMEDIATE on SQLite (vault.db.engine)
             except BaseException:
                 conn.close()
                 raise
@@ -128,9 +166,11 @@ class GroupWriter:
         assert conn is not None
         self._conn, self._batch = None, None
         try:
-            driver = conn.connection.driver_connection
-            if driver is not None and not driver.in_transaction:
-                # SQLite rolled the whole transaction back by itself (I/O error, disk full).
+            if batch.events and self.append_events is not None:
+                self.append_events(conn, batch.events)
+            if not _healthy(conn):
+                # The database rolled the whole transaction back by itself (SQLite on an I/O
+                # error or a full disk; PostgreSQL after an error outside any savepoint).
                 raise StorageError("the write transaction was rolled back by the database")
             conn.commit()
             self.commits += 1
@@ -154,6 +194,15 @@ class GroupWriter:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def _healthy(conn: Connection) -> bool:
+    driver = conn.connection.driver_connection
+    if conn.dialect.name == "sqlite":
+        return bool(getattr(driver, "in_transaction", True))
+    info = getattr(driver, "info", None)  # psycopg 3: INTRANS (2), not INERROR (3)
+    status = getattr(info, "transaction_status", None)
+    return status is None or int(status) == 2
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from typing import Any, BinaryIO, TypeVar, cast
 import orjson
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     CursorResult,
     Engine,
     Select,
@@ -95,7 +96,7 @@ _NODES = cast(Table, LogNode.__table__)
 _last_head: weakref.WeakKeyDictionary[Engine, bytes] = weakref.WeakKeyDictionary()
 
 
-def append(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
+def append(session: Session | Connection, events: Sequence[Mapping[str, Any]]) -> int:
     """Append ``events`` (audit columns) as the next leaves; returns the new tree size.
 
     One statement moves the head in the common case: an UPDATE conditional on the head being
@@ -111,7 +112,7 @@ def append(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
             [{**e, "seq": -secrets.randbits(62) - 1, "leaf_hash": b""} for e in events],
         )
         return -1
-    conn = session.connection()
+    conn = session if isinstance(session, Connection) else session.connection()
     engine = conn.engine
     cached = _last_head.get(engine)
     if cached is not None:
