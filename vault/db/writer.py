@@ -200,9 +200,11 @@ def _healthy(conn: Connection) -> bool:
     driver = conn.connection.driver_connection
     if conn.dialect.name == "sqlite":
         return bool(getattr(driver, "in_transaction", True))
-    info = getattr(driver, "info", None)  # psycopg 3: INTRANS (2), not INERROR (3)
+    # psycopg 3: IDLE (0: no statement ran, nothing to commit) or INTRANS (2); not INERROR (3)
+    # nor UNKNOWN (4, a broken connection).
+    info = getattr(driver, "info", None)
     status = getattr(info, "transaction_status", None)
-    return status is None or int(status) == 2
+    return status is None or int(status) in (0, 2)
 
 
 @contextmanager
