@@ -146,9 +146,14 @@ class GroupWriter:
 
     def _open(self) -> None:
         if self._lock_path is not None:
-            if self._lock_fd is None:
-                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            # Opened per batch (microseconds, against a commit's milliseconds), so a Store that
+            # is dropped leaves no file descriptor behind.
+            self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._unlock()
+                raise
         try:
             conn = self.engine.connect()
             try:
@@ -188,12 +193,8 @@ class GroupWriter:
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-
-    def close(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+            fd, self._lock_fd = self._lock_fd, None
+            os.close(fd)  # releases the flock
 
 
 def _healthy(conn: Connection) -> bool:
