@@ -60,7 +60,7 @@ class _Batch:
 
 
 class GroupWriter:
-    """The SQLite write path of one process (see the module documentation)."""
+    """The write path of one process, SQLite or PostgreSQL (see the module documentation)."""
 
     def __init__(
         self,
