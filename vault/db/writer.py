@@ -1,4 +1,4 @@
-"""Group commit for SQLite: many transactions, one fsync.
+"""Group commit (SQLite and PostgreSQL): many transactions, one fsync.
 
 SQLite has one writer at a time, and with ``synchronous=FULL`` every commit waits for an fsync
 of the WAL (2-15 ms on the disks we run on). One commit per request caps a server at a few
@@ -7,9 +7,9 @@ share a transaction:
 
 * a thread that wants to write takes the process's writer mutex; the first one opens the
   *batch* (``BEGIN IMMEDIATE`` on one connection, after an exclusive ``flock`` on
-  ``<database>-writer`` so that several server processes hand the write lock to each other in
-  FIFO order, woken by the kernel, instead of polling in SQLite's busy handler, which sleeps up
-  to 100 ms at a time);
+  ``<database>-writer`` so that several server processes hand the write lock to each other,
+  woken by the kernel the moment it is released, instead of polling in SQLite's busy
+  handler, which sleeps up to 100 ms at a time);
 * each unit of work runs in a SAVEPOINT of that transaction, in a Session of its own: its
   failure rolls back only its own writes (``ROLLBACK TO``), exactly as a transaction of its own
   would;
