@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -52,6 +53,8 @@ API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'no
 UI_CSP = (b"content-security-policy", ui_web.UI_CSP.encode())
 
 
+#: threads that run sync routes (CUSTODY_THREADS; AnyIO's default is 40)
+WORKER_THREADS = int(os.environ.get("CUSTODY_THREADS", "16"))
 LEASE_SWEEP_SECONDS = 60.0
 #: how often the checkpointer asks whether a checkpoint is due
 CHECKPOINT_TICK_SECONDS = 1.0
@@ -62,6 +65,11 @@ def create_app(
 ) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        # Few worker threads: the GIL runs one at a time anyway, and dozens of threads
+        # contending for it (and for the database) only add switches and tail latency.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
         tasks = []
         if sweep_leases:
             tasks.append(asyncio.create_task(_sweep_leases(state)))

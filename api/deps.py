@@ -17,24 +17,30 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.state import ServerState
 from vault.db.models import User
-from vault.errors import CustodyError, Forbidden
+from vault.errors import CustodyError, Forbidden, Unauthenticated
 from vault.services import Context, Principal, audit
-from vault.services.users import authenticate, principal_for, touch_token
+from vault.services.users import (
+    Authenticated,
+    authenticate_principal,
+    touch_token,
+    well_formed_token,
+)
 
 log = logging.getLogger("custody.api")
 ANONYMOUS = Principal(name="anonymous", role="anonymous")
 _AUDITED_PARAMS = ("client", "secret", "lease_id", "username", "name", "recipient")
 
 
-def get_state(request: Request) -> ServerState:
+async def get_state(request: Request) -> ServerState:
+    # async: a sync dependency would cost a hop to a worker thread and back
     state: ServerState = request.app.state.custody
     return state
 
@@ -51,28 +57,56 @@ def _bearer(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" else None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Caller:
-    """An authenticated request: who, from where, with which token."""
+    """A request with a bearer token: who, from where, with which token.
+
+    The token is checked for shape when the request arrives (a missing or malformed one is
+    refused at once), and against the database - token, user and grants in one statement - on
+    the worker thread that runs the route, right before its transaction, so a request costs
+    one hop to a worker thread, not one per dependency."""
 
     state: ServerState
     request: Request
-    principal: Principal
-    token_id: str | None
-    token_last_used: datetime | None = None
+    full: bool = True
+    #: the raw token when it did not come in the Authorization header (the portal's cookie)
+    token: str | None = field(default=None, repr=False)
+    _auth: Authenticated | None = None
+
+    def authenticate(self) -> Authenticated:
+        if self._auth is None:
+            raw = self.token if self.token is not None else _bearer(self.request)
+            try:
+                with self.state.store.read_connection() as conn:
+                    found = authenticate_principal(conn, raw)
+                if self.full and found.scope != "full":
+                    raise Forbidden("finish TOTP enrolment first", field="totp")
+            except CustodyError as exc:
+                record_refusal(self.request, self.state, None, exc)
+                raise
+            self._auth = found
+        return self._auth
+
+    @property
+    def principal(self) -> Principal:
+        return self.authenticate().principal
+
+    @property
+    def token_id(self) -> str:
+        return self.authenticate().token_id
 
     @contextmanager
     def transaction(self) -> Iterator[Context]:
+        auth = self.authenticate()
         try:
             with self.state.store.context(
-                self.principal, self.state.keys, source=source_of(self.request)
+                auth.principal, self.state.keys, source=source_of(self.request)
             ) as ctx:
-                ctx.token_id = self.token_id
-                if self.token_id is not None:
-                    touch_token(ctx, self.token_id, self.token_last_used)
+                ctx.token_id = auth.token_id
+                touch_token(ctx, auth.token_id, auth.last_used_at)
                 yield ctx
         except CustodyError as exc:
-            record_refusal(self.request, self.state, self.principal, exc)
+            record_refusal(self.request, self.state, auth.principal, exc)
             raise
 
 
@@ -95,36 +129,28 @@ def caller_for_token(
     request: Request, state: ServerState, raw: str | None, *, full: bool
 ) -> Caller:
     """The caller behind a raw session token, wherever it came from (the API's bearer header,
-    the portal's session cookie): one check for both faces."""
-    try:
-        with state.store.read_session() as session, session.begin():
-            found = authenticate(session, raw)
-            if full and found.token.scope != "full":
-                raise Forbidden("finish TOTP enrolment first", field="totp")
-            principal = principal_for(session, found.user)
-            return Caller(
-                state=state,
-                request=request,
-                principal=principal,
-                token_id=found.token.id,
-                token_last_used=found.token.last_used_at,
-            )
-    except CustodyError as exc:
-        record_refusal(request, state, None, exc)
-        raise
+    the portal's session cookie): one check for both faces. Authenticates now (call it on a
+    worker thread); raises the refusal, recorded, if the token does not hold."""
+    caller = Caller(state=state, request=request, full=full, token=raw)
+    caller.authenticate()
+    return caller
 
 
-def _caller(request: Request, state: ServerState, *, full: bool) -> Caller:
-    return caller_for_token(request, state, _bearer(request), full=full)
+async def _caller(request: Request, state: ServerState, *, full: bool) -> Caller:
+    if not well_formed_token(_bearer(request)):
+        exc = Unauthenticated("sign in first (missing, expired or revoked token)")
+        await run_in_threadpool(record_refusal, request, state, None, exc)
+        raise exc
+    return Caller(state=state, request=request, full=full)
 
 
-def full_caller(request: Request, state: StateDep) -> Caller:
-    return _caller(request, state, full=True)
+async def full_caller(request: Request, state: StateDep) -> Caller:
+    return await _caller(request, state, full=True)
 
 
-def enrolling_caller(request: Request, state: StateDep) -> Caller:
+async def enrolling_caller(request: Request, state: StateDep) -> Caller:
     """Also accepts the short-lived token of a first sign-in, to enrol TOTP."""
-    return _caller(request, state, full=False)
+    return await _caller(request, state, full=False)
 
 
 CallerDep = Annotated[Caller, Depends(full_caller)]

@@ -28,6 +28,7 @@ STATUS: list[tuple[type[errors.CustodyError], int]] = [
     (errors.Gone, 410),
     (errors.TooManyAttempts, 429),
     (errors.SchemaError, 503),
+    (errors.StorageError, 503),
     (errors.Sealed, 503),
     (errors.NotInitialized, 503),
     (errors.DecryptionError, 500),

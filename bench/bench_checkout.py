@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -103,6 +104,31 @@ class Server:
                 time.sleep(0.2)
         raise RuntimeError("server did not start")
 
+    def pids(self) -> list[int]:
+        """The server process and its workers (uvicorn --workers forks children)."""
+        found = [self.proc.pid]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid:
+                    found.append(int(entry.name))
+        return found
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used so far by the server and its workers (from /proc)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(30)
@@ -186,6 +212,9 @@ def run_wrk(
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     assert rate, out
     assert errors is None, f"wrk saw errors: {errors.group(0)}"
+    socket = re.search(r"Socket errors:.*", out)
+    if socket:
+        print(f"wrk: {socket.group(0)}", file=sys.stderr)
     return {"rps": float(rate.group(1)), "p50": ms("50"), "p99": ms("99")}
 
 
@@ -240,13 +269,17 @@ def run_engine_wrk(
     server = Server("api.main:app_from_env", env, workers)
     try:
         run_wrk(server.url, "checkout.lua", args.clients, 2, wrk_env)  # warm-up
+        cpu = server.cpu_seconds()
         co = run_wrk(server.url, "checkout.lua", args.clients, args.seconds, wrk_env)
+        co_cpu = server.cpu_seconds() - cpu
     finally:
         server.stop()
     trivial_server = Server("bench.trivial_app:app_from_env", env, workers)
     try:
         run_wrk(trivial_server.url, "row.lua", args.clients, 2)
+        cpu = trivial_server.cpu_seconds()
         ceiling = run_wrk(trivial_server.url, "row.lua", args.clients, args.seconds)
+        ceiling_cpu = trivial_server.cpu_seconds() - cpu
     finally:
         trivial_server.stop()
     return {
@@ -260,7 +293,17 @@ def run_engine_wrk(
         "ceiling_p50": ceiling["p50"],
         "ratio": co["rps"] / ceiling["rps"],
         "latency": "per request",
+        "cpu_ms": 1000 * co_cpu / (co["rps"] * args.seconds),
+        "ceiling_cpu_ms": 1000 * ceiling_cpu / (ceiling["rps"] * args.seconds),
     }
+
+
+def run_any(label: str, db_url: str, args: argparse.Namespace, workers: int) -> dict[str, Any]:
+    if args.driver == "httpx":
+        return run_engine(label, db_url, args, workers)
+    env = {"CUSTODY_DATABASE_URL": db_url, "CUSTODY_UNSEAL_PASSPHRASE": PASSPHRASE}
+    client_id, secret_ids, tokens = setup_vault(db_url, args.clients)
+    return run_engine_wrk(label, env, args, workers, client_id, secret_ids, tokens)
 
 
 def fresh_pg(admin_url: str) -> tuple[str, Any]:
@@ -286,28 +329,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--sqlite-workers", type=int, default=1)
+    parser.add_argument(
+        "--sqlite-workers", type=int, nargs="*", default=[1, 2], help="worker counts on SQLite"
+    )
+    parser.add_argument("--pg-workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--driver",
+        choices=("wrk", "httpx"),
+        default="wrk" if shutil.which("wrk") else "httpx",
+        help="load generator (wrk when installed)",
+    )
     parser.add_argument(
         "--pg",
         help="PostgreSQL admin URL, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
     )
     args = parser.parse_args()
     results = []
-    with workdir("custody-bench-co-") as root:
-        results.append(
-            run_engine("sqlite", f"sqlite:///{root}/custody.db", args, args.sqlite_workers)
-        )
+    for workers in args.sqlite_workers:
+        with workdir("custody-bench-co-") as root:
+            results.append(run_any("sqlite", f"sqlite:///{root}/custody.db", args, workers))
     if args.pg:
-        for workers in (1, 2):
+        for workers in args.pg_workers:
             url, drop = fresh_pg(args.pg)
             try:
-                results.append(run_engine("postgresql", url, args, workers))
+                results.append(run_any("postgresql", url, args, workers))
             finally:
                 drop()
     print(
         f"# bench_checkout  clients={args.clients} seconds={args.seconds}  "
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}  "
-        f"sqlite synchronous={os.environ.get('CUSTODY_SQLITE_SYNCHRONOUS', 'FULL')}"
+        f"sqlite synchronous={os.environ.get('CUSTODY_SQLITE_SYNCHRONOUS', 'FULL')}  "
+        f"driver={args.driver}  latency per {'request' if args.driver == 'wrk' else 'pair'}"
     )
     for r in results:
         print(
@@ -315,12 +367,19 @@ def main() -> None:
             f"({r['requests_per_s']:7.1f} req/s)  p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms"
             f"  | ceiling {r['ceiling_per_s']:7.1f} req/s (p50 {r['ceiling_p50']:5.1f} ms)"
             f"  -> {100 * r['ratio']:5.1f}% of ceiling"
+            + (
+                f"  | CPU {r['cpu_ms']:.2f} ms/request (ceiling {r['ceiling_cpu_ms']:.2f})"
+                if "cpu_ms" in r
+                else ""
+            )
         )
-    pg = [r for r in results if r["label"] == "postgresql"]
-    if len(pg) == 2:
-        print(
-            f"postgresql 2 workers / 1 worker: {pg[1]['pairs_per_s'] / pg[0]['pairs_per_s']:.2f}x"
-        )
+    for label in ("sqlite", "postgresql"):
+        runs = {r["workers"]: r for r in results if r["label"] == label}
+        if 1 in runs and 2 in runs:
+            print(
+                f"{label} 2 workers / 1 worker: "
+                f"{runs[2]['pairs_per_s'] / runs[1]['pairs_per_s']:.2f}x"
+            )
 
 
 if __name__ == "__main__":

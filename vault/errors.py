@@ -137,6 +137,12 @@ class SchemaError(CustodyError):
     code = "schema_mismatch"
 
 
+class StorageError(CustodyError):
+    """The database did not take a write (a failed commit); nothing of it was kept."""
+
+    code = "storage_error"
+
+
 # --- age format ----------------------------------------------------------------------------
 # The classes mirror the failure classes of the C2SP age test vectors, so tests can prove the
 # *right* failure, not just a failure.

@@ -29,11 +29,13 @@ from typing import Any, BinaryIO, TypeVar, cast
 import orjson
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     CursorResult,
     Engine,
     Select,
     Table,
     and_,
+    bindparam,
     insert,
     select,
     update,
@@ -94,7 +96,7 @@ _NODES = cast(Table, LogNode.__table__)
 _last_head: weakref.WeakKeyDictionary[Engine, bytes] = weakref.WeakKeyDictionary()
 
 
-def append(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
+def append(session: Session | Connection, events: Sequence[Mapping[str, Any]]) -> int:
     """Append ``events`` (audit columns) as the next leaves; returns the new tree size.
 
     One statement moves the head in the common case: an UPDATE conditional on the head being
@@ -110,24 +112,18 @@ def append(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
             [{**e, "seq": -secrets.randbits(62) - 1, "leaf_hash": b""} for e in events],
         )
         return -1
-    engine = session.get_bind()
-    assert isinstance(engine, Engine)
+    conn = session if isinstance(session, Connection) else session.connection()
+    engine = conn.engine
     cached = _last_head.get(engine)
     if cached is not None:
         compact = merkle.CompactRange.from_bytes(cached)
         rows, nodes = _make_leaves(compact, events)
         new = compact.to_bytes()
-        moved = session.execute(
-            update(_STATE)
-            .where(_STATE.c.id == 1, _STATE.c.compact == cached)
-            .values(size=compact.size, compact=new)
-        )
+        moved = conn.execute(_MOVE_HEAD, {"old": cached, "size": compact.size, "new": new})
         if cast(CursorResult[Any], moved).rowcount != 1:
             cached = None
     if cached is None:
-        head_row = session.execute(
-            select(_STATE.c.size, _STATE.c.compact).where(_STATE.c.id == 1).with_for_update()
-        ).first()
+        head_row = conn.execute(_LOCK_HEAD).first()
         if head_row is None:
             raise LogError("this vault has no transparency log head (run `custody db upgrade`)")
         compact = merkle.CompactRange.from_bytes(head_row.compact)
@@ -135,14 +131,28 @@ def append(session: Session, events: Sequence[Mapping[str, Any]]) -> int:
             raise LogError("the log head is inconsistent (size and compact range disagree)")
         rows, nodes = _make_leaves(compact, events)
         new = compact.to_bytes()
-        session.execute(
-            update(_STATE).where(_STATE.c.id == 1).values(size=compact.size, compact=new)
-        )
-    session.execute(insert(_EVENTS), rows)
+        conn.execute(_SET_HEAD, {"size": compact.size, "new": new})
+    conn.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
     if nodes:
-        session.execute(insert(_NODES), nodes)
+        conn.execute(_INSERT_NODES, nodes)
     _last_head[engine] = new
     return compact.size
+
+
+#: the statements of an append, built once (SQLAlchemy caches their compiled form)
+_MOVE_HEAD = (
+    update(_STATE)
+    .where(_STATE.c.id == 1, _STATE.c.compact == bindparam("old"))
+    .values(size=bindparam("size"), compact=bindparam("new"))
+)
+_LOCK_HEAD = select(_STATE.c.size, _STATE.c.compact).where(_STATE.c.id == 1).with_for_update()
+_SET_HEAD = (
+    update(_STATE)
+    .where(_STATE.c.id == 1)
+    .values(size=bindparam("size"), compact=bindparam("new"))
+)
+_INSERT_EVENTS = insert(_EVENTS)
+_INSERT_NODES = insert(_NODES)
 
 
 def _make_leaves(

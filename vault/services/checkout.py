@@ -14,10 +14,11 @@ import secrets as pysecrets
 import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import Connection, CursorResult, Table, bindparam, insert, or_, select, update
 
 from vault.db.models import Client, Lease, Reveal, Secret, SecretVersion, User, new_id, utcnow
 from vault.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -67,14 +68,20 @@ def checkout(
     totp_code: str | None = None,
     now: datetime | None = None,
 ) -> CheckedOut:
+    """Open a lease and reveal the current version.
+
+    The hot path of the API, in Core statements built once (no ORM unit of work): one SELECT
+    for client + secret + current version, the lease INSERT, the exclusive claim (a conditional
+    UPDATE) when the secret is exclusive, the reveal upsert, and the audit event."""
     ctx.require("admin", "consultant")
     now = now or utcnow()
     reason = optional_text(reason, "reason", max_length=1000)
     ticket = optional_text(ticket, "ticket", max_length=200)
     if not reason and not ticket:
         raise InvalidInput("a check-out needs a reason or a ticket reference", field="reason")
-    client, secret, row = _find_current(ctx, client_name, title)
-    limit = timedelta(seconds=secret.max_lease_seconds) if secret.max_lease_seconds else MAX_LEASE
+    conn = ctx.session.connection()
+    found = _find_current(ctx, conn, client_name, title)
+    limit = timedelta(seconds=found.max_lease_seconds) if found.max_lease_seconds else MAX_LEASE
     ttl = DEFAULT_LEASE if ttl is None else ttl
     if ttl <= timedelta(0) or ttl > limit:
         raise InvalidInput(
@@ -82,7 +89,7 @@ def checkout(
             field="ttl",
         )
     user_id = ctx.principal.user_id
-    if secret.sensitive:
+    if found.sensitive:
         from vault.services.users import verify_fresh_totp
 
         user = _user(ctx)
@@ -90,49 +97,62 @@ def checkout(
             raise Forbidden("this secret is sensitive: give a fresh TOTP code", field="totp")
     lease = Lease(
         id=new_id(),
-        secret_id=secret.id,
-        client_id=client.id,
+        secret_id=found.secret_id,
+        client_id=found.client_id,
         user_id=user_id,
         holder=ctx.actor,
         reason=reason,
         ticket=ticket,
-        version=secret.current_version,
-        exclusive=secret.exclusive,
+        version=found.current_version,
+        exclusive=found.exclusive,
         created_at=now,
         expires_at=now + ttl,
+        released_at=None,
+        release_kind=None,
     )
-    ctx.session.add(lease)
-    if secret.exclusive:
+    conn.execute(_INSERT_LEASE, {k: getattr(lease, k) for k in _LEASE_COLUMNS})
+    if found.exclusive:
         claimed = cast(
             CursorResult[Any],
-            ctx.session.execute(
-                update(Secret)
-                .where(
-                    Secret.id == secret.id,
-                    (Secret.held_by_lease_id.is_(None)) | (Secret.held_until <= now),
-                )
-                .values(held_by_lease_id=lease.id, held_until=lease.expires_at)
-                .execution_options(synchronize_session=False)
+            conn.execute(
+                _CLAIM,
+                {
+                    "secret_id": found.secret_id,
+                    "now": now,
+                    "lease_id": lease.id,
+                    "until": lease.expires_at,
+                },
             ),
         ).rowcount
         if claimed != 1:
-            holder = ctx.session.get(Lease, _holding_lease_id(ctx, secret.id))
+            holder = conn.execute(_HOLDER, {"secret_id": found.secret_id}).first()
             who = holder.holder if holder else "another user"
             until = holder.expires_at.isoformat(timespec="seconds") if holder else "soon"
-            raise Conflict(f"{secret.title!r} is checked out by {who} until {until}", field="title")
-    revealed = reveal_version(ctx.keyring().cipher(client), client, secret, row)
+            raise Conflict(f"{found.title!r} is checked out by {who} until {until}", field="title")
+    client = _client_ref(found)
+    secret = _secret_ref(found)
+    revealed = reveal_version(ctx.keyring().cipher(client), client, secret, _version_ref(found))
     if user_id is not None:
-        _record_reveal(ctx, user_id, secret, row.version, now)
-    if secret.rotate_after_use and not secret.needs_rotation:
-        secret.needs_rotation = True
+        conn.execute(
+            _reveal_upsert(conn.dialect.name),
+            {
+                "id": new_id(),
+                "user_id": user_id,
+                "secret_id": found.secret_id,
+                "version": found.version,
+                "now": now,
+            },
+        )
+    if found.rotate_after_use and not found.needs_rotation:
+        conn.execute(_MARK_ROTATION, {"secret_id": found.secret_id})
     audit.record(
         ctx,
         "secret.checkout",
-        client_id=client.id,
+        client_id=found.client_id,
         subject_kind="secret",
-        subject_id=secret.id,
-        title=secret.title,
-        version=row.version,
+        subject_id=found.secret_id,
+        title=found.title,
+        version=found.version,
         lease_id=lease.id,
         reason=reason,
         ticket=ticket,
@@ -141,55 +161,152 @@ def checkout(
     return CheckedOut(lease=lease, secret=revealed)
 
 
-def _find_current(
-    ctx: Context, client_ref: str, secret_ref: str
-) -> tuple[Client, Secret, SecretVersion]:
-    """Client, secret and its current version in one query (the check-out hot path)."""
-    found = ctx.session.execute(
-        select(Client, Secret, SecretVersion)
-        .join(Secret, Secret.client_id == Client.id)
-        .join(
-            SecretVersion,
-            (SecretVersion.secret_id == Secret.id)
-            & (SecretVersion.version == Secret.current_version),
+_CLIENTS = cast(Table, Client.__table__)
+_SECRETS = cast(Table, Secret.__table__)
+_VERSIONS = cast(Table, SecretVersion.__table__)
+_LEASES = cast(Table, Lease.__table__)
+_REVEALS = cast(Table, Reveal.__table__)
+_LEASE_COLUMNS = (
+    "id",
+    "secret_id",
+    "client_id",
+    "user_id",
+    "holder",
+    "reason",
+    "ticket",
+    "version",
+    "exclusive",
+    "created_at",
+    "expires_at",
+)
+
+#: client + secret + its current version, by id or by (normalised) name - one statement
+_FIND_CURRENT = (
+    select(
+        _CLIENTS.c.id.label("client_id"),
+        _CLIENTS.c.name.label("client_name"),
+        _CLIENTS.c.wrapped_key,
+        _CLIENTS.c.key_mac,
+        _SECRETS.c.id.label("secret_id"),
+        _SECRETS.c.title,
+        _SECRETS.c.kind,
+        _SECRETS.c.url,
+        _SECRETS.c.current_version,
+        _SECRETS.c.exclusive,
+        _SECRETS.c.sensitive,
+        _SECRETS.c.rotate_after_use,
+        _SECRETS.c.needs_rotation,
+        _SECRETS.c.max_lease_seconds,
+        _VERSIONS.c.version,
+        _VERSIONS.c.value_ct,
+        _VERSIONS.c.username_ct,
+        _VERSIONS.c.notes_ct,
+        _VERSIONS.c.created_at,
+        _VERSIONS.c.created_by,
+    )
+    .select_from(
+        _CLIENTS.join(_SECRETS, _SECRETS.c.client_id == _CLIENTS.c.id).join(
+            _VERSIONS,
+            (_VERSIONS.c.secret_id == _SECRETS.c.id)
+            & (_VERSIONS.c.version == _SECRETS.c.current_version),
         )
-        .where(
-            or_(Client.id == client_ref, Client.name_key == name_key(client_ref)),
-            or_(Secret.id == secret_ref, Secret.title_key == name_key(secret_ref)),
+    )
+    .where(
+        or_(_CLIENTS.c.id == bindparam("client"), _CLIENTS.c.name_key == bindparam("client_key")),
+        or_(_SECRETS.c.id == bindparam("secret"), _SECRETS.c.title_key == bindparam("title_key")),
+    )
+)
+_INSERT_LEASE = insert(_LEASES)
+_CLAIM = (
+    update(_SECRETS)
+    .where(
+        _SECRETS.c.id == bindparam("secret_id"),
+        (_SECRETS.c.held_by_lease_id.is_(None)) | (_SECRETS.c.held_until <= bindparam("now")),
+    )
+    .values(held_by_lease_id=bindparam("lease_id"), held_until=bindparam("until"))
+)
+_HOLDER = (
+    select(_LEASES.c.holder, _LEASES.c.expires_at)
+    .select_from(_SECRETS.join(_LEASES, _LEASES.c.id == _SECRETS.c.held_by_lease_id))
+    .where(_SECRETS.c.id == bindparam("secret_id"))
+)
+_MARK_ROTATION = (
+    update(_SECRETS).where(_SECRETS.c.id == bindparam("secret_id")).values(needs_rotation=True)
+)
+_REVEAL_UPSERTS: dict[str, Any] = {}
+
+
+def _reveal_upsert(dialect: str) -> Any:
+    """Rotation debt: one row per (user, secret, version), its last sighting updated in place -
+    a single INSERT ... ON CONFLICT on both engines."""
+    statement = _REVEAL_UPSERTS.get(dialect)
+    if statement is None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        values = {
+            "id": bindparam("id"),
+            "user_id": bindparam("user_id"),
+            "secret_id": bindparam("secret_id"),
+            "version": bindparam("version"),
+            "first_at": bindparam("now", type_=_REVEALS.c.first_at.type),
+            "last_at": bindparam("now", type_=_REVEALS.c.last_at.type),
+        }
+        base = module.insert(_REVEALS).values(values)
+        statement = base.on_conflict_do_update(
+            index_elements=[_REVEALS.c.user_id, _REVEALS.c.secret_id, _REVEALS.c.version],
+            set_={"last_at": base.excluded.last_at},
         )
+        _REVEAL_UPSERTS[dialect] = statement
+    return statement
+
+
+def _client_ref(found: Any) -> Client:
+    """What the key ring needs of the client (id, name, wrapped key, MAC), without an ORM
+    instance."""
+    return cast(
+        Client,
+        SimpleNamespace(
+            id=found.client_id,
+            name=found.client_name,
+            wrapped_key=found.wrapped_key,
+            key_mac=found.key_mac,
+        ),
+    )
+
+
+def _secret_ref(found: Any) -> Secret:
+    """What a revealed secret shows of its record (id, title, kind, url)."""
+    return cast(
+        Secret,
+        SimpleNamespace(id=found.secret_id, title=found.title, kind=found.kind, url=found.url),
+    )
+
+
+def _version_ref(found: Any) -> SecretVersion:
+    return cast(SecretVersion, found)  # the row carries the version's columns by name
+
+
+def _find_current(ctx: Context, conn: Connection, client_ref: str, secret_ref: str) -> Any:
+    """Client, secret and its current version in one row (the check-out hot path)."""
+    found = conn.execute(
+        _FIND_CURRENT,
+        {
+            "client": client_ref,
+            "client_key": name_key(client_ref),
+            "secret": secret_ref,
+            "title_key": name_key(secret_ref),
+        },
     ).first()
-    if found is None or not ctx.principal.sees(found[0].id):
+    if found is None or not ctx.principal.sees(found.client_id):
         client = get_client(ctx, client_ref)  # NotFound for unknown or out-of-scope clients
         get_secret_record(ctx, client, secret_ref)  # NotFound for an unknown secret
         raise NotFound(f"no secret {secret_ref!r}", field="title")  # pragma: no cover
-    client, secret, row = found
-    return client, secret, row
+    return found
 
 
 def _holding_lease_id(ctx: Context, secret_id: str) -> str | None:
     return ctx.session.scalar(select(Secret.held_by_lease_id).where(Secret.id == secret_id))
-
-
-def _record_reveal(ctx: Context, user_id: str, secret: Secret, version: int, now: datetime) -> None:
-    """Rotation debt: one row per (user, secret, version), its last sighting updated in place -
-    a single INSERT ... ON CONFLICT on both engines."""
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    values = {
-        "id": new_id(),
-        "user_id": user_id,
-        "secret_id": secret.id,
-        "version": version,
-        "first_at": now,
-        "last_at": now,
-    }
-    keys = [Reveal.user_id, Reveal.secret_id, Reveal.version]
-    if ctx.session.get_bind().dialect.name == "postgresql":
-        pg = postgresql.insert(Reveal).values(**values)
-        ctx.session.execute(pg.on_conflict_do_update(index_elements=keys, set_={"last_at": now}))
-    else:
-        lite = sqlite.insert(Reveal).values(**values)
-        ctx.session.execute(lite.on_conflict_do_update(index_elements=keys, set_={"last_at": now}))
 
 
 def _open_lease(ctx: Context, lease_id: str) -> tuple[Lease, Secret]:
@@ -217,6 +334,10 @@ def checkin(
     value must be strong (zxcvbn score >= 3)."""
     ctx.require("admin", "consultant")
     now = now or utcnow()
+    if new_value is None and not generate:
+        fast = _plain_checkin(ctx, lease_id, now)
+        if fast is not None:
+            return fast, None, None
     lease, secret = _open_lease(ctx, lease_id)
     if lease.user_id != ctx.principal.user_id:
         raise NotFound("no such lease", field="lease")  # other people's leases do not exist
@@ -250,6 +371,72 @@ def checkin(
         rotated_to=version,
     )
     return lease, version, generated
+
+
+_OPEN_LEASE = (
+    select(
+        *(_LEASES.c[name] for name in (*_LEASE_COLUMNS, "released_at", "release_kind")),
+        _SECRETS.c.title,
+        _SECRETS.c.rotate_after_use,
+    )
+    .select_from(_LEASES.join(_SECRETS, _SECRETS.c.id == _LEASES.c.secret_id))
+    .where(_LEASES.c.id == bindparam("lease_id"))
+)
+_END_LEASE = (
+    update(_LEASES)
+    .where(_LEASES.c.id == bindparam("lease_id"), _LEASES.c.released_at.is_(None))
+    .values(released_at=bindparam("now"), release_kind=bindparam("kind"))
+)
+_RELEASE_HOLD = (
+    update(_SECRETS)
+    .where(
+        _SECRETS.c.id == bindparam("secret_id"),
+        _SECRETS.c.held_by_lease_id == bindparam("lease_id"),
+    )
+    .values(held_by_lease_id=None, held_until=None)
+)
+
+
+def _plain_checkin(ctx: Context, lease_id: str, now: datetime) -> Lease | None:
+    """Check-in without a new value, in Core statements: one SELECT (lease + secret), the
+    conditional UPDATE that ends the lease (so two concurrent check-ins end it once), the
+    release of an exclusive hold, the audit event. None when the lease is not a plain open
+    lease of the caller on a secret that needs no rotation: the general path then answers
+    (with the right refusal)."""
+    conn = ctx.session.connection()
+    row = conn.execute(_OPEN_LEASE, {"lease_id": lease_id}).first()
+    if (
+        row is None
+        or row.released_at is not None
+        or row.rotate_after_use
+        or row.user_id != ctx.principal.user_id
+        or not ctx.principal.sees(row.client_id)
+    ):
+        return None
+    ended = cast(
+        CursorResult[Any],
+        conn.execute(_END_LEASE, {"lease_id": lease_id, "now": now, "kind": "checkin"}),
+    ).rowcount
+    if ended != 1:
+        raise Conflict("the lease was already ended", field="lease")
+    if row.exclusive:
+        conn.execute(_RELEASE_HOLD, {"secret_id": row.secret_id, "lease_id": lease_id})
+    lease = Lease(
+        **{name: getattr(row, name) for name in _LEASE_COLUMNS},
+        released_at=now,
+        release_kind="checkin",
+    )
+    audit.record(
+        ctx,
+        "secret.checkin",
+        client_id=row.client_id,
+        subject_kind="secret",
+        subject_id=row.secret_id,
+        title=row.title,
+        lease_id=lease_id,
+        rotated_to=None,
+    )
+    return lease
 
 
 def _rotate(ctx: Context, secret: Secret, value: str) -> int:

@@ -466,7 +466,7 @@ def _insert_secrets(ctx: Context, plan: ImportPlan, items: Sequence[PortableItem
         ).first()
         if taken is not None:
             raise Conflict(f"client {client.name!r} already has a secret titled {taken!r}")
-    cipher = ctx.keyring().cipher(client)
+    cipher = ctx.sealing_cipher(client)
     now = utcnow()
     secret_rows: list[dict[str, Any]] = []
     version_rows: list[dict[str, Any]] = []

@@ -13,10 +13,11 @@ import hashlib
 import secrets as pysecrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from vault.crypto.fields import FieldLocation
 from vault.db.models import ROLES, ApiToken, Client, Grant, User, utcnow
@@ -486,6 +487,89 @@ def authenticate(session: object, raw: str | None, *, now: datetime | None = Non
     if token.revoked_at is not None or token.expires_at <= now or user.disabled_at is not None:
         raise Unauthenticated("sign in first (missing, expired or revoked token)")
     return Session(user=user, token=token)
+
+
+def well_formed_token(raw: str | None) -> bool:
+    """Whether ``raw`` has the shape of a Custody token (says nothing of its validity)."""
+    return raw is not None and raw.startswith(TOKEN_PREFIX) and len(raw) <= 200
+
+
+@dataclass(frozen=True)
+class Authenticated:
+    """A valid bearer token, and the principal of its user as the database has it now."""
+
+    principal: Principal
+    token_id: str
+    scope: str
+    last_used_at: datetime | None
+
+
+def _auth_statement() -> Any:
+    tokens, users, grants = ApiToken.__table__, User.__table__, Grant.__table__
+    return (
+        select(
+            tokens.c.id,
+            tokens.c.scope,
+            tokens.c.expires_at,
+            tokens.c.revoked_at,
+            tokens.c.last_used_at,
+            users.c.id.label("user_id"),
+            users.c.username,
+            users.c.role,
+            users.c.client_id,
+            users.c.disabled_at,
+            grants.c.client_id.label("granted"),
+            grants.c.expires_at.label("grant_expires_at"),
+        )
+        .select_from(
+            tokens.join(users, users.c.id == tokens.c.user_id).outerjoin(
+                grants, grants.c.user_id == users.c.id
+            )
+        )
+        .where(tokens.c.token_hash == bindparam("token_hash"))
+    )
+
+
+#: token, user and grants in one statement (built once: SQLAlchemy caches its compiled form)
+_AUTH = _auth_statement()
+
+
+def authenticate_principal(
+    conn: Connection, raw: str | None, *, now: datetime | None = None
+) -> Authenticated:
+    """The principal behind a bearer token, read in one statement (token, user and grants).
+
+    Nothing is cached between requests: a revoked token, a disabled user or a removed or
+    expired grant counts from the very next request. One opaque failure for every reason."""
+    if not well_formed_token(raw):
+        raise Unauthenticated("sign in first (missing, expired or revoked token)")
+    assert raw is not None
+    now = now or utcnow()
+    rows = conn.execute(_AUTH, {"token_hash": hash_token(raw)}).all()
+    if not rows:
+        raise Unauthenticated("sign in first (missing, expired or revoked token)")
+    first = rows[0]
+    if first.revoked_at is not None or first.expires_at <= now or first.disabled_at is not None:
+        raise Unauthenticated("sign in first (missing, expired or revoked token)")
+    clients: frozenset[str] | None
+    if first.role == "admin":
+        clients = None
+    elif first.role == "client":
+        clients = frozenset([first.client_id] if first.client_id else [])
+    else:
+        granted = frozenset(
+            r.granted
+            for r in rows
+            if r.granted is not None and (r.grant_expires_at is None or r.grant_expires_at > now)
+        )
+        # An auditor with no scope sees every client's log; a consultant sees only grants.
+        clients = None if (first.role == "auditor" and not granted) else granted
+    principal = Principal(
+        name=f"user:{first.username}", role=first.role, user_id=first.user_id, clients=clients
+    )
+    return Authenticated(
+        principal=principal, token_id=first.id, scope=first.scope, last_used_at=first.last_used_at
+    )
 
 
 def touch_token(ctx: Context, token_id: str, last_used_at: datetime | None) -> None:
