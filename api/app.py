@@ -71,19 +71,22 @@ def create_app(
     )
     app.state.custody = state
     errors.install(app)
-    app.include_router(system.router)
-    app.include_router(auth.router)
-    app.include_router(users.router)
-    app.include_router(clients.router)
-    app.include_router(secrets.router)
-    app.include_router(leases.router)
-    for router in inventory.routers:
-        app.include_router(router)
-    app.include_router(reports.router)
-    app.include_router(takeover.router)
-    app.include_router(escrow.router)
-    app.include_router(takeover.notices_router)
-    app.include_router(log_routes.router)
+    for router in (
+        system.router,
+        auth.router,
+        users.router,
+        clients.router,
+        secrets.router,
+        leases.router,
+        *inventory.routers,
+        reports.router,
+        takeover.router,
+        escrow.router,
+        takeover.notices_router,
+        log_routes.router,
+    ):
+        # every route documents the one error shape, for each status it may answer with
+        app.include_router(router, responses=errors.RESPONSES)
     if not state.require_totp:
         log.warning(
             "TOTP IS OFF (CUSTODY_INSECURE_NO_TOTP=1): local development only - "
