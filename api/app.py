@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
@@ -223,7 +224,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge
+                    raise _TooLarge(self.limit)
             return message
 
         try:
@@ -232,8 +233,13 @@ class BodyLimit:
             await _json(send, 413, "too_large", f"request body over {self.limit} bytes")
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(StarletteHTTPException):
+    """Raised from ``receive`` when a streamed (chunked) body passes the limit. An HTTP
+    exception, so FastAPI's body parsing lets it through (it turns any other exception into
+    400 "error parsing the body") and the error table answers 413 wherever it surfaces."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit} bytes")
 
 
 class SealGuard:
