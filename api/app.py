@@ -6,13 +6,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
+from api.ratelimit import RateLimit
 from api.routes import (
     auth,
     clients,
@@ -42,6 +42,8 @@ SECURITY_HEADERS = [
     (b"cross-origin-resource-policy", b"same-origin"),
 ]
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+#: sent only on answers over TLS (a browser ignores it over plain HTTP anyway)
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
 LEASE_SWEEP_SECONDS = 60.0
@@ -96,6 +98,12 @@ def create_app(
     # Outermost first: limits and headers wrap everything, the seal guard wraps the routes.
     app.add_middleware(SealGuard, state=state)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    settings = state.store.settings
+    app.add_middleware(
+        RateLimit,
+        per_minute=settings.rate_limit_per_minute,
+        sign_in_per_minute=settings.sign_in_rate_limit_per_minute,
+    )
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -189,6 +197,7 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         docs = scope["path"] in ("/docs", "/redoc")
+        tls = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -196,6 +205,8 @@ class SecurityHeaders:
                 headers.extend(SECURITY_HEADERS)
                 if not docs:  # the interactive docs page loads its own scripts
                     headers.append(API_CSP)
+                if tls:
+                    headers.append(HSTS)
                 message["headers"] = headers
             await send(message)
 
@@ -214,7 +225,9 @@ class BodyLimit:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _json(send, 413, "too_large", f"request body over {self.limit} bytes")
+                await errors.send_error(
+                    send, 413, "too_large", f"request body over {self.limit} bytes"
+                )
                 return
         seen = 0
 
@@ -230,7 +243,7 @@ class BodyLimit:
         try:
             await self.app(scope, counting_receive, send)
         except _TooLarge:
-            await _json(send, 413, "too_large", f"request body over {self.limit} bytes")
+            await errors.send_error(send, 413, "too_large", f"request body over {self.limit} bytes")
 
 
 class _TooLarge(StarletteHTTPException):
@@ -254,7 +267,7 @@ class SealGuard:
             and self.state.sealed
             and not scope["path"].startswith(SEALED_OK)
         ):
-            await _json(
+            await errors.send_error(
                 send,
                 503,
                 "sealed",
@@ -263,15 +276,3 @@ class SealGuard:
             )
             return
         await self.app(scope, receive, send)
-
-
-async def _json(send: Send, status: int, code: str, message: str) -> None:
-    import json
-
-    body = json.dumps(errors.error_body(code, message)).encode()
-    headers: list[Any] = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -6,6 +6,7 @@ Every error body has the same shape and never carries a submitted value:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from vault import errors
 from vault.log import errors as log_errors
@@ -143,3 +145,28 @@ def install(app: FastAPI) -> None:
 
         logging.getLogger("custody.api").error("unexpected %s", type(exc).__name__, exc_info=exc)
         return JSONResponse(error_body("internal", "internal error"), status_code=500)
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer with the error body straight from ASGI middleware (outside the routes)."""
+    import json
+
+    body = json.dumps(error_body(code, message)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
