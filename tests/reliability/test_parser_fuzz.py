@@ -224,3 +224,16 @@ def test_export_fuzz(export: bytes) -> None:
         only_typed_errors(lambda: verify_export(iter(mutant)))
 
     run()
+
+
+def test_regression_export_header_without_log_key_is_a_typed_error(export: bytes) -> None:
+    """Found by test_export_fuzz: a header with no ``log_key`` raised KeyError."""
+    import json
+
+    from vault.log.verify import LogVerificationError
+
+    lines = export.splitlines(keepends=True)
+    header = json.loads(lines[0])
+    del header["log_key"]
+    with pytest.raises(LogVerificationError):
+        verify_export([json.dumps(header).encode() + b"\n", *lines[1:]])
