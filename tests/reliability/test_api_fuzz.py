@@ -158,4 +158,4 @@ def test_fuzz_api_as(username: str, seeded: Seeded, schema: Any, tmp_path: Path)
             report
         )
     assert not problems, report
-    assert total >= MIN_PER_ROLE * (EXAMPLES / 8), total
+    assert total >= MIN_PER_ROLE, total
