@@ -151,10 +151,8 @@ def worker(
             try:
                 r = http.request(method, path, headers=headers, json=body)
             except httpx.TransportError:
-                with ledger.lock:
+                with ledger.lock:  # maybe committed, maybe not: never retried
                     ledger.unknown.append(op)
-                if op.kind == "checkin":  # maybe released, maybe not: never retried
-                    pass
                 up.wait(30)
                 continue
             if r.status_code >= 300:
