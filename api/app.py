@@ -10,9 +10,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
+from api.ratelimit import RateLimit
 from api.routes import (
     auth,
     clients,
@@ -51,6 +53,8 @@ SECURITY_HEADERS = [
 ]
 API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
 UI_CSP = (b"content-security-policy", ui_web.UI_CSP.encode())
+#: sent only on answers over TLS (a browser ignores it over plain HTTP anyway)
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
 #: threads that run sync routes (CUSTODY_THREADS; AnyIO's default is 40)
@@ -88,22 +92,25 @@ def create_app(
     )
     app.state.custody = state
     errors.install(app)
-    app.include_router(system.router)
-    app.include_router(auth.router)
-    app.include_router(users.router)
-    app.include_router(clients.router)
-    app.include_router(secrets.router)
-    app.include_router(leases.router)
-    for router in inventory.routers:
-        app.include_router(router)
-    app.include_router(reports.router)
-    app.include_router(takeover.router)
-    app.include_router(escrow.router)
-    app.include_router(export.router)
-    app.include_router(imports.router)
-    app.include_router(takeover.notices_router)
-    app.include_router(log_routes.router)
-    app.include_router(requests_routes.router)
+    for router in (
+        system.router,
+        auth.router,
+        users.router,
+        clients.router,
+        secrets.router,
+        leases.router,
+        *inventory.routers,
+        reports.router,
+        takeover.router,
+        escrow.router,
+        export.router,
+        imports.router,
+        takeover.notices_router,
+        log_routes.router,
+        requests_routes.router,
+    ):
+        # every route documents the one error shape, for each status it may answer with
+        app.include_router(router, responses=errors.RESPONSES)
     app.include_router(ui_router)
     if not state.require_totp:
         log.warning(
@@ -113,6 +120,12 @@ def create_app(
     # Outermost first: limits and headers wrap everything, the seal guard wraps the routes.
     app.add_middleware(SealGuard, state=state)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    settings = state.store.settings
+    app.add_middleware(
+        RateLimit,
+        per_minute=settings.rate_limit_per_minute,
+        sign_in_per_minute=settings.sign_in_rate_limit_per_minute,
+    )
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -207,6 +220,7 @@ class SecurityHeaders:
             return
         docs = scope["path"] in ("/docs", "/redoc")
         portal = scope["path"] == "/ui" or scope["path"].startswith("/ui/")
+        tls = scope.get("scheme") == "https"
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -216,6 +230,8 @@ class SecurityHeaders:
                     headers.append(UI_CSP)
                 elif not docs:  # the interactive docs page loads its own scripts
                     headers.append(API_CSP)
+                if tls:
+                    headers.append(HSTS)
                 message["headers"] = headers
             await send(message)
 
@@ -247,7 +263,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
-                    raise _TooLarge
+                    raise _TooLarge(limit)
             return message
 
         try:
@@ -256,15 +272,20 @@ class BodyLimit:
             await _too_large(scope, send, limit)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(StarletteHTTPException):
+    """Raised from ``receive`` when a streamed (chunked) body passes the limit. An HTTP
+    exception, so FastAPI's body parsing lets it through (it turns any other exception into
+    400 "error parsing the body") and the error table answers 413 wherever it surfaces."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body over {limit} bytes")
 
 
 async def _too_large(scope: Scope, send: Send, limit: int) -> None:
     if scope["path"] == "/ui" or scope["path"].startswith("/ui/"):
         await _html(send, 413, ui_web.TOO_LARGE_PAGE)
     else:
-        await _json(send, 413, "too_large", f"request body over {limit} bytes")
+        await errors.send_error(send, 413, "too_large", f"request body over {limit} bytes")
 
 
 class SealGuard:
@@ -282,7 +303,7 @@ class SealGuard:
             if scope["path"] == "/ui" or scope["path"].startswith("/ui/"):
                 await _html(send, 503, ui_web.SEALED_PAGE)
                 return
-            await _json(
+            await errors.send_error(
                 send,
                 503,
                 "sealed",
@@ -297,18 +318,6 @@ async def _html(send: Send, status: int, page: str) -> None:
     body = page.encode()
     headers: list[Any] = [
         (b"content-type", b"text/html; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _json(send: Send, status: int, code: str, message: str) -> None:
-    import json
-
-    body = json.dumps(errors.error_body(code, message)).encode()
-    headers: list[Any] = [
-        (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -6,12 +6,15 @@ Every error body has the same shape and never carries a submitted value:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from vault import errors
 from vault.log import errors as log_errors
@@ -46,6 +49,43 @@ STATUS: list[tuple[type[errors.CustodyError], int]] = [
     (log_errors.LogError, 500),
     (errors.CustodyError, 400),
 ]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": {...}}`` (a 422 adds one ``details`` entry per field)."""
+
+    error: ErrorDetail
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class ValidationErrorBody(ErrorBody):
+    details: list[FieldProblem] = []
+
+
+#: The refusals any route may answer with, documented in the OpenAPI schema of every route
+#: (the table above decides which; 413, 429 and 503 come from the middleware too).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Refused: the request cannot be carried out"},
+    401: {"model": ErrorBody, "description": "Not signed in, or the token is not valid"},
+    403: {"model": ErrorBody, "description": "Signed in, but not allowed to do this"},
+    404: {"model": ErrorBody, "description": "No such object (or not one you may see)"},
+    409: {"model": ErrorBody, "description": "Conflicts with the current state"},
+    413: {"model": ErrorBody, "description": "Request body too large"},
+    422: {"model": ValidationErrorBody, "description": "Invalid input"},
+    429: {"model": ErrorBody, "description": "Too many attempts or requests: retry later"},
+    503: {"model": ErrorBody, "description": "The vault is sealed or not ready"},
+}
 
 
 def status_for(exc: errors.CustodyError) -> int:
@@ -127,3 +167,28 @@ def install(app: FastAPI) -> None:
         if ui_errors.is_portal(request):
             return ui_errors.page(request, 500, "internal error: the details are in the server log")
         return JSONResponse(error_body("internal", "internal error"), status_code=500)
+
+
+async def send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """Answer with the error body straight from ASGI middleware (outside the routes)."""
+    import json
+
+    body = json.dumps(error_body(code, message)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -224,7 +224,11 @@ def pct(values: list[float], p: float) -> float:
 
 
 def run_engine(label: str, db_url: str, args: argparse.Namespace, workers: int) -> dict[str, Any]:
-    env = {"CUSTODY_DATABASE_URL": db_url, "CUSTODY_UNSEAL_PASSPHRASE": PASSPHRASE}
+    env = {
+        "CUSTODY_DATABASE_URL": db_url,
+        "CUSTODY_UNSEAL_PASSPHRASE": PASSPHRASE,
+        "CUSTODY_RATE_LIMIT": "0",  # measuring the server, not the per-address limit
+    }
     client_id, secret_ids, tokens = setup_vault(db_url, args.clients)
     server = Server("api.main:app_from_env", env, workers)
     try:

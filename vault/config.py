@@ -10,6 +10,10 @@
                                since the latest one (default 1000) ...
 ``CUSTODY_CHECKPOINT_SECONDS`` ... or once the latest one is this old and the log has grown at
                                all (default 60); docs/audit-log.md, "Checkpoints"
+``CUSTODY_RATE_LIMIT``         requests a minute one client address may make (token bucket,
+                               bursts up to a minute's worth; default 600; 0 = no limit)
+``CUSTODY_LOGIN_RATE_LIMIT``   the same for sign-in and unseal attempts (default 10; 0 = none).
+                               Each server process keeps its own buckets: api/ratelimit.py
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ DEFAULT_HOME = "custody-data"
 DATABASE_FILE = "custody.db"
 DEFAULT_CHECKPOINT_EVENTS = 1000
 DEFAULT_CHECKPOINT_SECONDS = 60.0
+DEFAULT_RATE_LIMIT = 600.0
+DEFAULT_LOGIN_RATE_LIMIT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,8 @@ class Settings:
     allow_weak_kdf: bool
     checkpoint_events: int = DEFAULT_CHECKPOINT_EVENTS
     checkpoint_seconds: float = DEFAULT_CHECKPOINT_SECONDS
+    rate_limit_per_minute: float = DEFAULT_RATE_LIMIT
+    sign_in_rate_limit_per_minute: float = DEFAULT_LOGIN_RATE_LIMIT
 
     @property
     def is_sqlite(self) -> bool:
@@ -56,6 +64,10 @@ class Settings:
             checkpoint_seconds=_positive(
                 env, "CUSTODY_CHECKPOINT_SECONDS", DEFAULT_CHECKPOINT_SECONDS, whole=False
             ),
+            rate_limit_per_minute=_rate(env, "CUSTODY_RATE_LIMIT", DEFAULT_RATE_LIMIT),
+            sign_in_rate_limit_per_minute=_rate(
+                env, "CUSTODY_LOGIN_RATE_LIMIT", DEFAULT_LOGIN_RATE_LIMIT
+            ),
         )
 
 
@@ -73,6 +85,24 @@ def _positive(env: dict[str, str], name: str, default: float, *, whole: bool) ->
 
         kind = "a whole number" if whole else "a number"
         raise InvalidInput(f"{name} must be {kind} above zero", field=name)
+    return value
+
+
+def _rate(env: dict[str, str], name: str, default: float) -> float:
+    """Requests a minute from ``env[name]``: a number from 0 (no limit) up, else ``default``."""
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        from vault.errors import InvalidInput
+
+        raise InvalidInput(
+            f"{name} must be requests a minute (0: no limit)", field=name
+        )
     return value
 
 

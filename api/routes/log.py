@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Annotated, Any, BinaryIO, Literal, cast
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from api.deps import CallerDep
 from vault.services import auditlog, logviews
@@ -70,7 +70,18 @@ def key(caller: CallerDep) -> dict[str, Any]:
         return logviews.key_info(ctx)
 
 
-@router.get("/checkpoint", response_class=PlainTextResponse)
+@router.get(
+    "/checkpoint",
+    # Response (no media type of its own), so the error answers are documented as the JSON
+    # they are; the note itself is plain text.
+    response_class=Response,
+    responses={
+        200: {
+            "description": "A signed checkpoint note",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def checkpoint(caller: CallerDep, size: OptionalIndex = None) -> PlainTextResponse:
     """The latest signed checkpoint note (signed now if the log grew since), or the one of tree
     ``size``."""
@@ -118,7 +129,19 @@ def entries(
         return logviews.entries(ctx, chosen, after=after, limit=limit, proofs=proofs)
 
 
-@router.get("/export")
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The export, as a download",
+            "content": {
+                "application/jsonl": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 def export(
     caller: CallerDep, filters: FiltersDep, format: Literal["jsonl", "csv"] = "jsonl"
 ) -> StreamingResponse:

@@ -198,7 +198,7 @@ def _begin(
     pinned = key is not None
     if key is None:
         try:
-            key = Verifier.parse(header["log_key"])
+            key = Verifier.parse(header.get("log_key", ""))
         except (NoteError, TypeError):
             raise LogVerificationError(
                 "the header's log_key is not a verifier key", line=1

@@ -310,7 +310,8 @@ def _holding_lease_id(ctx: Context, secret_id: str) -> str | None:
 
 
 def _open_lease(ctx: Context, lease_id: str) -> tuple[Lease, Secret]:
-    lease = ctx.session.get(Lease, lease_id)
+    # FOR UPDATE (PostgreSQL): two concurrent check-ins of one lease must not both release it.
+    lease = ctx.session.get(Lease, lease_id, with_for_update=True, populate_existing=True)
     if lease is None or not ctx.principal.sees(lease.client_id):
         raise NotFound("no such lease", field="lease")
     if lease.released_at is not None:
@@ -445,6 +446,7 @@ def _rotate(ctx: Context, secret: Secret, value: str) -> int:
     client = ctx.session.get(Client, secret.client_id)
     assert client is not None
     _check_value(secret.kind, value)
+    ctx.session.refresh(secret, with_for_update=True)  # number versions one after the other
     cipher = ctx.sealing_cipher(client)
     current = ctx.session.scalars(
         select(SecretVersion).where(

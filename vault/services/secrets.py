@@ -477,6 +477,10 @@ def update_secret(
     ctx.require("admin", "consultant")
     client = get_client(ctx, client_name)
     secret = get_secret_record(ctx, client, title)
+    # Lock the row (PostgreSQL; SQLite's writer lock already serialises) and re-read it, so two
+    # concurrent updates number their new versions one after the other instead of both taking
+    # current_version + 1 (one then failed on the unique version constraint as a 500).
+    ctx.session.refresh(secret, with_for_update=True)
     changed: list[str] = []
     if new_title is not None:
         new_title = clean_name(new_title, "title", max_length=MAX_TITLE)
