@@ -13,6 +13,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager as ContextManager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,12 +70,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield sqlite_url(tmp_path / "custody-data" / "custody.db")
         return
+    with fresh_pg_schema(request, "t") as url:
+        yield url
+
+
+@contextmanager
+def fresh_pg_schema(request: pytest.FixtureRequest, prefix: str) -> Iterator[str]:
+    """A URL of a new, empty schema in this run's PostgreSQL database (dropped afterwards);
+    skips the test when PostgreSQL is not reachable."""
     base = request.getfixturevalue("pg_database")
     if base is None:
         pytest.skip("PostgreSQL not reachable (set CUSTODY_TEST_PG_URL)")
     from sqlalchemy import create_engine, text
 
-    schema = f"t_{secrets.token_hex(6)}"
+    schema = f"{prefix}_{secrets.token_hex(6)}"
     engine = create_engine(base, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))

@@ -15,7 +15,7 @@ vault. (A *refused* read is still recorded as ``api.refused``, like every refusa
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any, BinaryIO, Literal, cast
 
@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from api.deps import CallerDep
-from vault.services import auditlog, logviews
+from vault.services import Context, auditlog, logviews
 from vault.services.auditlog import EventFilter
 
 router = APIRouter(prefix="/log", tags=["log"])
@@ -149,10 +149,20 @@ def export(
     ``custody audit verify``) or CSV for a SIEM."""
     # The export is written whole inside one transaction (one consistent view, and the
     # transaction never outlives this function), then streamed from the spooled file.
+    return log_download(caller, format, lambda ctx: logviews.event_filter(ctx, **filters.fields))
+
+
+def log_download(
+    caller: Any, format: str, choose: Callable[[Context], EventFilter]
+) -> StreamingResponse:
+    """The caller's view of the log (filtered by ``choose``) as a JSON Lines or CSV download,
+    for the API and the portal alike. The export is written whole inside one transaction (one
+    consistent view, and the transaction never outlives this function), then streamed from
+    the spooled file."""
     spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES))  # noqa: SIM115
     try:
         with caller.transaction() as ctx:
-            chosen: EventFilter = logviews.event_filter(ctx, **filters.fields)
+            chosen = choose(ctx)
             if format == "jsonl":
                 auditlog.export_jsonl(ctx, spool, chosen)
             else:

@@ -4,16 +4,15 @@ consistency check between any two signed checkpoints, verified here."""
 from __future__ import annotations
 
 import base64
-import tempfile
-from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, BinaryIO, cast
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
+from api.routes import log as log_routes
 from api.ui import web
 from api.ui.web import PortalCaller
 from vault.errors import CustodyError, InvalidInput, NotFound
@@ -26,8 +25,6 @@ PAGE = 50
 HISTORY_PAGE = 100
 FILTER_FIELDS = ("since", "until", "client", "actor", "action", "outcome")
 EXPORT_TYPES = {"jsonl": "application/jsonl", "csv": "text/csv; charset=utf-8"}
-SPOOL_BYTES = 8 * 1024 * 1024
-CHUNK_BYTES = 64 * 1024
 
 
 def _when(value: str, field: str) -> datetime | None:
@@ -95,34 +92,7 @@ def log_download(request: Request, caller: PortalCaller, format: str = "jsonl") 
     if format not in EXPORT_TYPES:
         raise InvalidInput("format must be jsonl or csv", field="format")
     f = _filters(request)
-    spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115
-    try:
-        with caller.transaction() as ctx:
-            chosen = _chosen(ctx, f)
-            if format == "jsonl":
-                auditlog.export_jsonl(ctx, spool, chosen)
-            else:
-                auditlog.export_csv(ctx, spool, chosen)
-        length = spool.tell()
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return StreamingResponse(
-        _chunks(spool),
-        media_type=EXPORT_TYPES[format],
-        headers={
-            "content-length": str(length),
-            "content-disposition": f'attachment; filename="custody-log-{stamp}.{format}"',
-        },
-    )
-
-
-def _chunks(spool: BinaryIO) -> Iterator[bytes]:
-    with spool:
-        while chunk := spool.read(CHUNK_BYTES):
-            yield chunk
+    return log_routes.log_download(caller, format, lambda ctx: _chosen(ctx, f))
 
 
 def check_consistency(ctx: Context, old: int, new: int) -> dict[str, Any]:

@@ -5,16 +5,15 @@ edited (which restores nothing)."""
 from __future__ import annotations
 
 import dataclasses
-import secrets as pysecrets
 import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
-from tests.conftest import TEST_PASSPHRASE, Vault
+from tests.conftest import TEST_PASSPHRASE, Vault, fresh_pg_schema
 from vault.config import sqlite_url
 from vault.crypto import age
 from vault.db.engine import make_engine
@@ -30,20 +29,8 @@ from vault.store import Store
 @pytest.fixture
 def pg_target(request: pytest.FixtureRequest) -> Iterator[str]:
     """An empty schema in this run's PostgreSQL database (skipped without PostgreSQL)."""
-    base = request.getfixturevalue("pg_database")
-    if base is None:
-        pytest.skip("PostgreSQL not reachable (set CUSTODY_TEST_PG_URL)")
-    schema = f"r_{pysecrets.token_hex(6)}"
-    engine = create_engine(base, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in base else "?"
-    try:
-        yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        engine.dispose()
+    with fresh_pg_schema(request, "r") as url:
+        yield url
 
 
 def _open(vault: Vault, url: str) -> tuple[Store, object]:
