@@ -305,7 +305,11 @@ def run_engine_wrk(
 def run_any(label: str, db_url: str, args: argparse.Namespace, workers: int) -> dict[str, Any]:
     if args.driver == "httpx":
         return run_engine(label, db_url, args, workers)
-    env = {"CUSTODY_DATABASE_URL": db_url, "CUSTODY_UNSEAL_PASSPHRASE": PASSPHRASE}
+    env = {
+        "CUSTODY_DATABASE_URL": db_url,
+        "CUSTODY_UNSEAL_PASSPHRASE": PASSPHRASE,
+        "CUSTODY_RATE_LIMIT": "0",  # measuring the server, not the per-address limit
+    }
     client_id, secret_ids, tokens = setup_vault(db_url, args.clients)
     return run_engine_wrk(label, env, args, workers, client_id, secret_ids, tokens)
 

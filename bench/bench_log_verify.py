@@ -9,6 +9,7 @@ written by the vault's own encoder and signer. Then, in the same run:
   * ``custody audit verify`` work, in process: ``vault.log.verify.verify_export`` reading the
     file line by line (parse, re-derive each leaf from its fields, compare with the leaf bytes,
     hash, recompute the tree, check each checkpoint's root and signature);
+  * ``custody audit verify FILE --key K`` as a whole process (start-up included);
   * the bare floor: ``hashlib.sha256(...).digest()`` over the same N leaf inputs
     (0x00 || leaf) and N - 1 node inputs, prepared in memory beforehand;
   * the ratio of the two (target: within 2x);
@@ -22,6 +23,7 @@ import argparse
 import hashlib
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -133,9 +135,18 @@ def main() -> None:
             f"{args.n:,} events, {size_mb:,.0f} MB export, checkpoint every {args.every:,} "
             f"(built in {time.perf_counter() - t0:.1f} s); python {sys.version.split()[0]}"
         )
-        one, many, bare = [], [], []
+        one, many, bare, cli = [], [], [], []
         jobs = os.cpu_count() or 1
+        custody = str(Path(sys.executable).parent / "custody")
+        key_string = signer.verifier.key_string()
         for _ in range(args.repeat):
+            start = time.perf_counter()
+            subprocess.run(
+                [custody, "audit", "verify", str(path), "--key", key_string],
+                check=True,
+                capture_output=True,
+            )
+            cli.append(time.perf_counter() - start)
             start = time.perf_counter()
             with path.open("rb") as lines:
                 report = verify_export(lines, key=signer.verifier)
@@ -150,6 +161,7 @@ def main() -> None:
         for name, times in (
             ("verify, 1 process", one),
             (f"verify, {jobs} processes (custody audit verify)", many),
+            ("custody audit verify FILE --key K (a process)", cli),
             ("bare SHA-256 over the same inputs", bare),
         ):
             best = min(times)

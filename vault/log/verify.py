@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import gc
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
@@ -526,24 +527,31 @@ def verify_export_file(
 
     expected = 0
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = [pool.submit(_hash_chunk, str(path), a, b) for a, b in bounds]
-        for future in futures:
-            first, count, blob, error = future.result()
-            if error is not None or first != expected:
-                # Re-run this chunk here, on the explaining path, for the precise error.
-                start, stop = bounds[futures.index(future)]
-                with open(path, "rb") as fh:
-                    fh.seek(start)
-                    chunk = fh.read(stop - start)
-                list(_leaves(chunk.splitlines(keepends=True), expected, line))
-                raise LogVerificationError("the export is inconsistent here", index=expected)
-            if expected + count > header["size"]:
-                raise LogVerificationError(
-                    f"more events than the header's size {header['size']}", index=header["size"]
-                )
-            prefix.add([blob[i : i + 32] for i in range(0, len(blob), 32)])
-            expected += count
+    # Forked workers share this process's memory copy-on-write; a garbage collection in a
+    # worker would touch every inherited object and copy its page. Frozen objects are never
+    # scanned, so a caller holding a large heap does not pay for it in each worker.
+    gc.freeze()
+    try:
+        with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = [pool.submit(_hash_chunk, str(path), a, b) for a, b in bounds]
+            for future in futures:
+                first, count, blob, error = future.result()
+                if error is not None or first != expected:
+                    # Re-run this chunk here, on the explaining path, for the precise error.
+                    start, stop = bounds[futures.index(future)]
+                    with open(path, "rb") as fh:
+                        fh.seek(start)
+                        chunk = fh.read(stop - start)
+                    list(_leaves(chunk.splitlines(keepends=True), expected, line))
+                    raise LogVerificationError("the export is inconsistent here", index=expected)
+                if expected + count > header["size"]:
+                    raise LogVerificationError(
+                        f"more events than the header's size {header['size']}", index=header["size"]
+                    )
+                prefix.add([blob[i : i + 32] for i in range(0, len(blob), 32)])
+                expected += count
+    finally:
+        gc.unfreeze()
     prefix.finish()
     _end(report)
     return report
