@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -423,6 +424,58 @@ def notice_ack(notice_id: str) -> None:
         with local_context() as ctx:
             takeover.acknowledge(ctx, notice_id)
     click.echo("acknowledged")
+
+
+@takeover_group.command("adopt")
+@_bundle_argument
+@_identity_option
+@_manifest_option
+@_key_option
+@_unsigned_option
+@click.option("--name", help="Name the client here (default: its name in the bundle).")
+@json_option
+def takeover_adopt(
+    bundle: Path,
+    identity_file: Path,
+    manifest: Path | None,
+    key: str | None,
+    allow_unsigned: bool,
+    name: str | None,
+    as_json: bool,
+) -> None:
+    """Set a client up in this vault from its export bundle: every record kind as it was
+    (contacts, escrow recipients, vendors, domains, assets, every secret version, links).
+
+    For a new consultancy taking the client on, or a client running its own vault. The bundle
+    is verified against its manifest first; it is opened here, with the client's identity,
+    which never leaves this machine. Local store only."""
+    import json as _json
+
+    from cli.common import local_only, open_store, operator_actor, unseal
+    from vault.formats.bundle import decrypt_content
+    from vault.services import adopt
+
+    local_only("takeover adopt")
+    _verify(bundle, identity_file, manifest, key, allow_unsigned)
+    from cli.commands.clients import load_identities
+
+    spool = io.BytesIO()
+    with bundle.open("rb") as fh:
+        decrypt_content(fh, load_identities(identity_file), spool)
+    content = _json.loads(spool.getvalue())
+    store = open_store()
+    try:
+        keys = unseal(store)
+        with store.context(operator_actor(), keys) as ctx:
+            result = adopt.adopt_client(ctx, content, name=name)
+    finally:
+        store.engine.dispose()
+    data = result.as_dict()
+    if as_json:
+        print_json(data)
+        return
+    counts = ", ".join(f"{n} {kind}" for kind, n in result.counts.items() if n)
+    click.echo(f"adopted {result.client}: {counts}")
 
 
 COMMANDS = [takeover_group, notice_group]

@@ -247,3 +247,23 @@ def test_takeover_open_writes_the_runbook(acme: tuple[Run, Path], tmp_path: Path
     )
     assert loose.code == 0 and "was not verified" in loose.err
     assert "was not checked" in (tmp_path / "k2" / "runbook.md").read_text()
+
+
+def test_adopt_the_bundle_into_a_new_vault(
+    acme: tuple[Run, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client leaves for another consultancy: its bundle sets it up again there."""
+    run, identity = acme
+    bundle = tmp_path / "acme.age"
+    assert run("export", "Acme", "--out", str(bundle), "--history").code == 0
+    monkeypatch.setenv("CUSTODY_HOME", str(tmp_path / "new-consultancy"))
+    monkeypatch.delenv("CUSTODY_DATABASE_URL", raising=False)
+    assert run("init").code == 0
+    adopted = run("takeover", "adopt", str(bundle), "--identity", str(identity), "--json")
+    assert adopted.code == 0, adopted.err
+    counts = json.loads(adopted.out)["counts"]
+    assert counts["secrets"] == 1 and counts["vendors"] == 1
+    got = run("secret", "get", "Acme", "Router")
+    assert got.code == 0 and got.out.strip() == VALUE
+    again = run("takeover", "adopt", str(bundle), "--identity", str(identity))
+    assert again.code == 2 and "already exists" in again.err
