@@ -157,12 +157,12 @@ def _export_by_agent(client: str, out_path: Path, history: bool) -> dict[str, An
 
 
 def _export_local(client: str, out_path: Path, history: bool) -> dict[str, Any]:
+    by_agent = _export_by_agent(client, out_path, history)  # before importing any database code
+    if by_agent is not None:
+        return by_agent
     from cli.common import open_store, operator_actor, unseal
     from vault.services import export
 
-    by_agent = _export_by_agent(client, out_path, history)
-    if by_agent is not None:
-        return by_agent
     store = open_store()
     try:
         keys = unseal(store)
