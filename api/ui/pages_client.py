@@ -289,3 +289,57 @@ def _chunks(spool: BinaryIO) -> Iterator[bytes]:
     with spool:
         while chunk := spool.read(EXPORT_CHUNK_BYTES):
             yield chunk
+
+
+# --- takeover -------------------------------------------------------------------------------
+
+
+def _takeover_page(
+    request: Request, caller: PortalCaller, client: str, message: str | None = None
+) -> Response:
+    from vault.services import takeover
+
+    with caller.transaction() as ctx:
+        c = _client(ctx, client)
+        status = takeover.status(ctx, c["id"])
+    return web.render(
+        request,
+        "takeover.html",
+        caller=caller,
+        title=f"{c['name']}: takeover",
+        client=c,
+        takeover=status.as_dict(),
+        message=message,
+        is_client=caller.principal.role == "client",
+    )
+
+
+@router.get("/{client}/takeover")
+def takeover_page(client: str, request: Request, caller: PortalCaller) -> Response:
+    """Where the client's takeover stands; for the client's own contacts, the button."""
+    return _takeover_page(request, caller, client)
+
+
+@router.post("/{client}/takeover")
+def takeover_start(client: str, request: Request, form: FormDep, caller: PortalCaller) -> Response:
+    """A client contact takes its records over (a fresh TOTP code; the same service as
+    ``POST /clients/{client}/takeover``): an export to its escrow drops at once, a notice to
+    the consultancy, and after the notice period the client owns its records."""
+    from vault.services import takeover
+
+    with caller.transaction() as ctx:
+        status = takeover.start(ctx, client, totp_code=form.get("totp_code") or None)
+    if status.owned_at is not None:
+        text = "Done: your organisation now owns its records."
+    else:
+        text = f"Takeover started: it takes effect on {status.effective_at:%Y-%m-%d %H:%M} UTC."
+    return _takeover_page(request, caller, client, text)
+
+
+@router.post("/{client}/takeover/cancel")
+def takeover_cancel(client: str, request: Request, form: FormDep, caller: PortalCaller) -> Response:
+    from vault.services import takeover
+
+    with caller.transaction() as ctx:
+        takeover.cancel(ctx, client)
+    return _takeover_page(request, caller, client, "Takeover called off.")

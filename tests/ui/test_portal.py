@@ -396,3 +396,33 @@ def test_oversized_form_gets_a_page(cast: Cast, portal: PortalMaker) -> None:
     )
     assert response.status_code == 413
     assert "text/html" in response.headers["content-type"] and "Too large" in response.text
+
+
+def test_client_starts_and_cancels_a_takeover_in_the_portal(
+    cast: Cast, portal: PortalMaker
+) -> None:
+    """A client contact takes its records over from the portal: a fresh TOTP code is required;
+    the consultancy's people see the state but get no button; the client can call it off."""
+    a = cast.ids["client_a"]
+    consultant = portal("cons_a")
+    page = consultant.get(f"/ui/clients/{a}/takeover")
+    assert page.status_code == 200 and "managed by the consultancy" in page.text
+    assert "Start the takeover" not in page.text
+    refused = consultant.post(
+        f"/ui/clients/{a}/takeover", data={"csrf": consultant.headers["x-test-csrf"]}
+    )
+    assert refused.status_code == 403
+
+    http = portal("client_a")
+    page = http.get(f"/ui/clients/{a}/takeover")
+    assert "Start the takeover" in page.text
+    csrf = http.headers["x-test-csrf"]
+    wrong = http.post(f"/ui/clients/{a}/takeover", data={"csrf": csrf, "totp_code": "000000"})
+    assert wrong.status_code == 403 and "TOTP" in wrong.text
+    started = http.post(
+        f"/ui/clients/{a}/takeover", data={"csrf": csrf, "totp_code": cast.code("client_a", 1)}
+    )
+    assert started.status_code == 200, started.text
+    assert "Takeover started" in started.text and "notice period" in started.text
+    cancelled = http.post(f"/ui/clients/{a}/takeover/cancel", data={"csrf": csrf})
+    assert cancelled.status_code == 200 and "called off" in cancelled.text
