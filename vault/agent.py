@@ -16,6 +16,7 @@ This module imports only the standard library at the top, so the client half sta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -64,7 +65,9 @@ def call(
     except OSError as exc:
         raise AgentUnavailable(str(exc.strerror or exc)) from None
     with sock:
-        sock.sendall(json.dumps({"op": op, "args": args or {}}).encode("utf-8") + b"\n")
+        # A refusing agent may answer before reading all of the request: read the answer.
+        with contextlib.suppress(BrokenPipeError):
+            sock.sendall(json.dumps({"op": op, "args": args or {}}).encode("utf-8") + b"\n")
         raw = _read_line(sock)
     if not raw:
         raise AgentUnavailable("the agent closed the connection")

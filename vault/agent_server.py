@@ -129,11 +129,13 @@ class _Handler(socketserver.StreamRequestHandler):
         reply: dict[str, Any]
         try:
             uid = peer_uid(sock)
+            # Read the request before answering, even one we refuse: closing a socket whose
+            # peer is still sending makes its send fail (EPIPE) before it sees our answer.
+            line = self.rfile.readline(MAX_MESSAGE + 1)
             if uid != self.server.uid:
                 # Another local user: refuse, and say no more than that.
                 reply = _error("forbidden", "this agent serves another user")
             else:
-                line = self.rfile.readline(MAX_MESSAGE + 1)
                 reply = self._dispatch(uid, line)
         except Exception:  # noqa: BLE001 - never let a request kill the agent or leak a trace
             log.exception("agent request failed")
