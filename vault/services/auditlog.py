@@ -40,6 +40,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -115,13 +116,25 @@ def append(session: Session | Connection, events: Sequence[Mapping[str, Any]]) -
     conn = session if isinstance(session, Connection) else session.connection()
     engine = conn.engine
     cached = _last_head.get(engine)
+    inserted = False
     if cached is not None:
         compact = merkle.CompactRange.from_bytes(cached)
         rows, nodes = _make_leaves(compact, events)
         new = compact.to_bytes()
-        moved = conn.execute(_MOVE_HEAD, {"old": cached, "size": compact.size, "new": new})
-        if cast(CursorResult[Any], moved).rowcount != 1:
-            cached = None
+        head = {"old": cached, "size": compact.size, "new": new}
+        if len(rows) == 1 and conn.dialect.name == "postgresql":
+            # One round trip: the head moves and the event is inserted in one statement, or
+            # neither happens (the INSERT selects from the UPDATE's RETURNING).
+            row = {name: rows[0].get(name) for name in _EVENT_ROW}
+            row["outcome"] = row["outcome"] or "ok"
+            done = conn.execute(_MOVE_HEAD_AND_INSERT, {**head, **row})
+            inserted = done.first() is not None
+            if not inserted:
+                cached = None
+        else:
+            moved = conn.execute(_MOVE_HEAD, head)
+            if cast(CursorResult[Any], moved).rowcount != 1:
+                cached = None
     if cached is None:
         head_row = conn.execute(_LOCK_HEAD).first()
         if head_row is None:
@@ -132,7 +145,8 @@ def append(session: Session | Connection, events: Sequence[Mapping[str, Any]]) -
         rows, nodes = _make_leaves(compact, events)
         new = compact.to_bytes()
         conn.execute(_SET_HEAD, {"size": compact.size, "new": new})
-    conn.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
+    if not inserted:
+        conn.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
     if nodes:
         conn.execute(_INSERT_NODES, nodes)
     _last_head[engine] = new
@@ -153,6 +167,24 @@ _SET_HEAD = (
 )
 _INSERT_EVENTS = insert(_EVENTS)
 _INSERT_NODES = insert(_NODES)
+_EVENT_ROW = [c.name for c in _EVENTS.c if c.name != "id"]
+_MOVED = _MOVE_HEAD.returning(_STATE.c.id).cte("moved")
+#: PostgreSQL: ``WITH moved AS (UPDATE head ... RETURNING id) INSERT INTO audit_events
+#: SELECT <the event> FROM moved`` - the event is written only if the head moved
+_MOVE_HEAD_AND_INSERT = (
+    insert(_EVENTS)
+    .from_select(
+        _EVENT_ROW,
+        select(
+            *[
+                sa_cast(bindparam(name, type_=_EVENTS.c[name].type), _EVENTS.c[name].type)
+                for name in _EVENT_ROW
+            ]
+        ).select_from(_MOVED),
+    )
+    .add_cte(_MOVED)
+    .returning(_EVENTS.c.seq)
+)
 
 
 def _make_leaves(
