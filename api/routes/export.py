@@ -3,7 +3,7 @@
 For an admin or the client's own contacts; consultants and auditors are refused, and another
 client's is "not found". The bundle is encrypted to the client's escrow recipients only, so the
 server hands out a file it cannot open itself. It is written to a spooled temporary file (in
-memory up to :data:`SPOOL_BYTES`, then on disk) while no write lock is held, the
+memory up to :data:`api.downloads.SPOOL_BYTES`, then on disk) while no write lock is held, the
 ``client.export`` event is committed, and only then is the file streamed back.
 """
 
@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import base64
 import re
-import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import BinaryIO, cast
+from typing import BinaryIO
 
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from api.deps import CallerDep
+from api.deps import Caller, CallerDep
+from api.downloads import spooled_download
 from vault.services import export
 
 router = APIRouter(prefix="/clients/{client}", tags=["export"])
 
-SPOOL_BYTES = 8 * 1024 * 1024
-CHUNK_BYTES = 64 * 1024
 #: the response header that carries the manifest (base64 of the signed note)
 MANIFEST_HEADER = "Custody-Export-Manifest"
 
@@ -39,36 +36,32 @@ def export_bundle(client: str, caller: CallerDep, history: bool = False) -> Stre
     """The client's age bundle (docs/export-format.md); ``history=true`` adds every earlier
     version of each secret. The signed manifest is in the ``Custody-Export-Manifest`` header
     (base64); `custody takeover verify` checks both offline."""
-    keys = caller.state.keys
-    assert keys is not None  # the seal guard answers 503 while sealed
-    spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES))  # noqa: SIM115
-    try:
-        with caller.transaction() as ctx:
-            plan = export.prepare(ctx, client)
-        with caller.state.store.read_session() as session, session.begin():
-            result = export.write(session, keys, plan, spool, history=history)
-        with caller.transaction() as ctx:
-            export.record(ctx, plan, result)
-        length = spool.tell()
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", plan.client_name).strip("-").lower()[:60] or "client"
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    manifest = base64.b64encode(result.manifest_text.encode("utf-8")).decode("ascii")
-    return StreamingResponse(
-        _chunks(spool),
-        media_type="application/octet-stream",
-        headers={
-            "content-length": str(length),
+
+    def write(spool: BinaryIO) -> dict[str, str]:
+        plan, result = write_bundle(caller, client, spool, history=history)
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", plan.client_name).strip("-").lower()[:60] or "client"
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        manifest = base64.b64encode(result.manifest_text.encode("utf-8")).decode("ascii")
+        return {
             "content-disposition": f'attachment; filename="custody-{slug}-{stamp}.age"',
             MANIFEST_HEADER: manifest,
-        },
-    )
+        }
+
+    return spooled_download(write, "application/octet-stream")
 
 
-def _chunks(spool: BinaryIO) -> Iterator[bytes]:
-    with spool:
-        while chunk := spool.read(CHUNK_BYTES):
-            yield chunk
+def write_bundle(
+    caller: Caller, client: str, out: BinaryIO, *, history: bool = False
+) -> tuple[export.ExportPlan, export.ExportResult]:
+    """The export's three steps as the caller (API or portal): authorise in a transaction,
+    write the bundle from a read-only snapshot with no write lock held, then commit the
+    ``client.export`` event - all before the first byte is sent."""
+    keys = caller.state.keys
+    assert keys is not None  # the seal guard answers 503 while sealed
+    with caller.transaction() as ctx:
+        plan = export.prepare(ctx, client)
+    with caller.state.store.read_session() as session, session.begin():
+        result = export.write(session, keys, plan, out, history=history)
+    with caller.transaction() as ctx:
+        export.record(ctx, plan, result)
+    return plan, result

@@ -14,15 +14,15 @@ vault. (A *refused* read is still recorded as ``api.refused``, like every refusa
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, BinaryIO, Literal, cast
+from typing import Annotated, Any, BinaryIO, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from api.deps import CallerDep
+from api.downloads import spooled_download
 from vault.services import Context, auditlog, logviews
 from vault.services.auditlog import EventFilter
 
@@ -32,8 +32,6 @@ Index = Annotated[int, Query(ge=0, le=logviews.MAX_INDEX)]
 OptionalIndex = Annotated[int | None, Query(ge=0, le=logviews.MAX_INDEX)]
 Limit = Annotated[int, Query(ge=1, le=auditlog.MAX_PAGE)]
 #: an export is written to this much memory, then to a temporary file, before it is sent
-EXPORT_SPOOL_BYTES = 8 * 1024 * 1024
-EXPORT_CHUNK_BYTES = 64 * 1024
 EXPORT_TYPES = {"jsonl": "application/jsonl", "csv": "text/csv; charset=utf-8"}
 
 
@@ -147,8 +145,6 @@ def export(
 ) -> StreamingResponse:
     """Your view of the log as a download: JSON Lines (verifiable offline with
     ``custody audit verify``) or CSV for a SIEM."""
-    # The export is written whole inside one transaction (one consistent view, and the
-    # transaction never outlives this function), then streamed from the spooled file.
     return log_download(caller, format, lambda ctx: logviews.event_filter(ctx, **filters.fields))
 
 
@@ -156,34 +152,17 @@ def log_download(
     caller: Any, format: str, choose: Callable[[Context], EventFilter]
 ) -> StreamingResponse:
     """The caller's view of the log (filtered by ``choose``) as a JSON Lines or CSV download,
-    for the API and the portal alike. The export is written whole inside one transaction (one
-    consistent view, and the transaction never outlives this function), then streamed from
-    the spooled file."""
-    spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES))  # noqa: SIM115
-    try:
+    for the API and the portal alike: written whole inside one transaction (one consistent
+    view), then streamed."""
+
+    def write(spool: BinaryIO) -> dict[str, str]:
         with caller.transaction() as ctx:
             chosen = choose(ctx)
             if format == "jsonl":
                 auditlog.export_jsonl(ctx, spool, chosen)
             else:
                 auditlog.export_csv(ctx, spool, chosen)
-        length = spool.tell()
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return StreamingResponse(
-        _chunks(spool),
-        media_type=EXPORT_TYPES[format],
-        headers={
-            "content-length": str(length),
-            "content-disposition": f'attachment; filename="custody-log-{stamp}.{format}"',
-        },
-    )
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        return {"content-disposition": f'attachment; filename="custody-log-{stamp}.{format}"'}
 
-
-def _chunks(spool: BinaryIO) -> Iterator[bytes]:
-    with spool:
-        while chunk := spool.read(EXPORT_CHUNK_BYTES):
-            yield chunk
+    return spooled_download(write, EXPORT_TYPES[format])

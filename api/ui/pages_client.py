@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
 from datetime import date
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
+from api.downloads import spooled_download
+from api.routes.export import write_bundle
 from api.ui import web
 from api.ui.web import FormDep, PortalCaller
 from vault.errors import CustodyError, InvalidInput
 from vault.log import merkle
 from vault.log.note import Verifier, verify_checkpoint
-from vault.services import Context, auditlog, clients, escrow, inventory, logviews, readiness
+from vault.services import (
+    Context,
+    auditlog,
+    clients,
+    escrow,
+    export,
+    inventory,
+    logviews,
+    readiness,
+)
 from vault.services import secrets as secrets_service
 from vault.services.readiness import EXPIRY_WINDOW
 
 router = APIRouter(prefix="/clients")
 INVENTORY_KINDS = ("vendor", "domain", "asset", "secret")
 LOG_PAGE = 50
-EXPORT_SPOOL_BYTES = 8 * 1024 * 1024
-EXPORT_CHUNK_BYTES = 64 * 1024
 
 
 @router.get("")
@@ -152,23 +159,6 @@ def client_log(
     )
 
 
-#: the export service, built in its own branch (imported lazily: absent in some builds)
-EXPORT_MODULE = "vault.services.export"
-
-
-def export_module() -> Any | None:
-    import importlib
-
-    try:
-        return importlib.import_module(EXPORT_MODULE)
-    except ImportError:
-        return None
-
-
-def export_available() -> bool:
-    return export_module() is not None
-
-
 def _escrow_page(
     request: Request, caller: PortalCaller, client: str, message: str | None = None
 ) -> Response:
@@ -187,7 +177,6 @@ def _escrow_page(
         destinations=destinations,
         message=message,
         can_manage=caller.principal.role in ("client", "admin"),
-        export_available=export_available(),
     )
 
 
@@ -216,32 +205,15 @@ def remove_recipient(
 
 @router.post("/{client}/export")
 def export_download(client: str, request: Request, form: FormDep, caller: PortalCaller) -> Response:
-    """Stream the client's export: the age bundle (or KDBX with the passphrase given). The
-    export service (vault/services/export.py) comes from its own branch; without it the page
-    says so instead of failing. Written to a spool with no write lock held, the
-    ``client.export`` event committed, then sent - as ``POST /clients/{client}/export``."""
+    """Stream the client's export: the age bundle (or KDBX with the passphrase given), written
+    to a spool with no write lock held, the ``client.export`` event committed, then sent - as
+    ``POST /clients/{client}/export``."""
     web.require_role(caller, "admin", "client")  # as the export service decides
     fmt = form.get("format", "age-json")
     if fmt not in ("age-json", "kdbx"):
         raise InvalidInput("format must be age-json or kdbx", field="format")
-    export = export_module()
-    if export is None:
-        with caller.transaction() as ctx:
-            _client(ctx, client)  # still refuse another client's page as not found
-        return web.render(
-            request,
-            "notice.html",
-            status=501,
-            caller=caller,
-            title="Export",
-            message="Export is not available in this build.",
-            kind="error",
-            back=f"/ui/clients/{client}/escrow",
-        )
-    keys = caller.state.keys
-    assert keys is not None  # the seal guard answers 503 while sealed
-    spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=EXPORT_SPOOL_BYTES))  # noqa: SIM115
-    try:
+
+    def write(spool: BinaryIO) -> dict[str, str]:
         with caller.transaction() as ctx:
             c = _client(ctx, client)
         if fmt == "kdbx":
@@ -251,6 +223,8 @@ def export_download(client: str, request: Request, form: FormDep, caller: Portal
                     "a KDBX export needs a passphrase of at least 12 characters",
                     field="kdbx_passphrase",
                 )
+            keys = caller.state.keys
+            assert keys is not None  # the seal guard answers 503 while sealed
             export.export_portable(
                 caller.state.store,
                 keys,
@@ -262,33 +236,14 @@ def export_download(client: str, request: Request, form: FormDep, caller: Portal
                 source=request.client.host if request.client else None,
             )
         else:
-            with caller.transaction() as ctx:
-                plan = export.prepare(ctx, c["id"])
-            with caller.state.store.read_session() as session, session.begin():
-                result = export.write(session, keys, plan, spool)
-            with caller.transaction() as ctx:
-                export.record(ctx, plan, result)
-        length = spool.tell()
-        spool.seek(0)
-    except BaseException:
-        spool.close()
-        raise
-    suffix = "kdbx" if fmt == "kdbx" else "age"
-    name = "".join(ch if ch.isalnum() else "-" for ch in c["name"]).strip("-").lower() or "client"
-    return StreamingResponse(
-        _chunks(spool),
-        media_type="application/octet-stream",
-        headers={
-            "content-length": str(length),
-            "content-disposition": f'attachment; filename="custody-{name}.{suffix}"',
-        },
-    )
+            write_bundle(caller, c["id"], spool)
+        suffix = "kdbx" if fmt == "kdbx" else "age"
+        name = "".join(ch if ch.isalnum() else "-" for ch in c["name"]).strip("-").lower()
+        return {
+            "content-disposition": f'attachment; filename="custody-{name or "client"}.{suffix}"'
+        }
 
-
-def _chunks(spool: BinaryIO) -> Iterator[bytes]:
-    with spool:
-        while chunk := spool.read(EXPORT_CHUNK_BYTES):
-            yield chunk
+    return spooled_download(write, "application/octet-stream")
 
 
 # --- takeover -------------------------------------------------------------------------------

@@ -371,8 +371,6 @@ def test_every_input_has_a_label_and_pages_have_a_skip_link(
 
 
 def test_export_form_is_for_the_client_and_admins(cast: Cast, portal: PortalMaker) -> None:
-    from api.ui.pages_client import export_available
-
     a = cast.ids["client_a"]
     for who, expected in (("cons_a", {403}), ("auditor", {403}), ("client_b", {404})):
         http = portal(who)
@@ -380,12 +378,8 @@ def test_export_form_is_for_the_client_and_admins(cast: Cast, portal: PortalMake
         assert response.status_code in expected, who
     http = portal("client_a")
     response = http.post(f"/ui/clients/{a}/export", data={"csrf": http.headers["x-test-csrf"]})
-    if export_available():
-        assert response.status_code == 200
-        assert response.content.startswith(b"age-encryption.org/v1\n")
-    else:
-        assert response.status_code == 501
-        assert "Export is not available in this build" in response.text
+    assert response.status_code == 200
+    assert response.content.startswith(b"age-encryption.org/v1\n")
 
 
 def test_oversized_form_gets_a_page(cast: Cast, portal: PortalMaker) -> None:

@@ -52,13 +52,13 @@ from vault.db.models import (
 from vault.errors import Conflict, InvalidInput, NotFound, Sealed
 from vault.formats.bundle import FORMAT, KINDS, Manifest
 from vault.formats.items import PortableItem, PortableVersion
-from vault.keys import KeyRing, load_meta, unwrap_client_key
+from vault.keys import KeyRing, load_meta
 from vault.log.errors import LogError
 from vault.log.note import Checkpoint
 from vault.services import Context, Principal, audit, auditlog
 from vault.services.clients import get_client
 from vault.services.inventory import describe as describe_record
-from vault.services.validation import name_key
+from vault.services.recovery import open_client
 
 #: secrets fetched, decrypted and written per page
 BATCH = 1000
@@ -348,12 +348,7 @@ def write_offline(
     needed. The vault's log key stays sealed, so the manifest is unsigned and says
     ``mode offline``; the log checkpoint is the latest one the copy holds (signed as it was)."""
     with Session(engine) as session:
-        client = session.scalars(
-            select(Client).where(Client.name_key == name_key(client_name))
-        ).first()
-        if client is None:
-            raise NotFound(f"no client named {client_name!r} in that database", field="client")
-        cipher = FieldCipher(unwrap_client_key(client.wrapped_key, identities, client.id))
+        client, cipher = open_client(session, client_name, identities)
         latest = auditlog.latest_checkpoint(session)
         plan = ExportPlan(
             client_id=client.id,

@@ -56,6 +56,17 @@ def open_backup(url: str) -> Engine:
     return engine
 
 
+def open_client(
+    session: Session, client_name: str, identities: Sequence[age.Identity]
+) -> tuple[Client, FieldCipher]:
+    """``client_name``'s row in a database copy and its field cipher, the client key unwrapped
+    with the client's own identity (no vault key involved)."""
+    client = session.scalars(select(Client).where(Client.name_key == name_key(client_name))).first()
+    if client is None:
+        raise NotFound(f"no client named {client_name!r} in that database", field="client")
+    return client, FieldCipher(unwrap_client_key(client.wrapped_key, identities, client.id))
+
+
 def recover_client(
     engine: Engine,
     client_name: str,
@@ -66,12 +77,7 @@ def recover_client(
 ) -> RecoveredClient:
     """Decrypt every record of one client; ``progress(done, total)`` reports secrets done."""
     with Session(engine) as session:
-        client = session.scalars(
-            select(Client).where(Client.name_key == name_key(client_name))
-        ).first()
-        if client is None:
-            raise NotFound(f"no client named {client_name!r} in that database", field="client")
-        cipher = FieldCipher(unwrap_client_key(client.wrapped_key, identities, client.id))
+        client, cipher = open_client(session, client_name, identities)
         out = RecoveredClient(name=client.name, client_id=client.id)
         total = session.scalar(
             select(func.count()).select_from(Secret).where(Secret.client_id == client.id)
