@@ -35,3 +35,11 @@ def test_cli_backup_and_restore_onto_a_fresh_host(
     keys = ok(run("key", "list")).out
     assert keys.count("retired") == 2
     ok(run("db", "check"))
+
+
+def test_backup_into_a_new_directory_or_an_impossible_one(initialized: Run, tmp_path: Path) -> None:
+    run = initialized
+    nested = tmp_path / "backups" / "2026" / "nightly.db"
+    ok(run("backup", "--out", str(nested)))
+    assert nested.stat().st_mode & 0o777 == 0o600 and list(nested.parent.iterdir()) == [nested]
+    one_line_error(run("backup", "--out", "/proc/no-such-dir/x.db"), "cannot write in")

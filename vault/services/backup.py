@@ -187,7 +187,13 @@ def backup(url: str, out: Path, *, progress: Progress | None = None) -> BackupIn
     try:
         db.check_schema(engine)
         revision = db.head_revision()
-        with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as tmp:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            message = f"cannot write in {out.parent}: {exc.strerror}"
+            raise InvalidInput(message, field="out") from None
+        # Beside the target, so the final rename is atomic (never across file systems).
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             partial = Path(tmp) / "backup.db"
             _private_file(partial)
             if engine.dialect.name == "sqlite":
