@@ -100,6 +100,7 @@ def build_app(url: str) -> Any:
         unseal_file=None,
         unseal_passphrase_set=False,
         allow_weak_kdf=False,
+        rate_limit_per_minute=0,  # measuring the service, not the per-address limit
     )
     store = Store.open(settings)
     state = ServerState(store=store)
