@@ -559,3 +559,39 @@ def test_module_constants() -> None:
     assert merkle.HASH_SIZE == 32
     assert MAX_PROOF_HASHES == 64
     assert hashlib.sha256(b"").digest() == EMPTY_ROOT
+
+
+# --- stretches hashed apart and joined (parallel verification) ----------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_subtrees_of_a_stretch_join_the_tree_as_its_leaves_would(data: st.DataObject) -> None:
+    begin = data.draw(st.integers(0, 150), label="begin")
+    end = data.draw(st.integers(begin, 200), label="end")
+    cut = data.draw(st.integers(begin, end), label="cut")
+    stretch = merkle.SubtreeLevels(begin, TREE_LEAF_HASHES[begin:end])
+    for upto in (cut, end):
+        tree = CompactRange()
+        tree.extend(TREE_LEAF_HASHES[:begin])
+        tree.extend_subtrees(stretch.subtrees(upto))
+        assert tree.size == upto
+        assert tree.root() == TREE_ROOTS[upto]
+
+
+def test_subtrees_are_the_widest_aligned_ones() -> None:
+    stretch = merkle.SubtreeLevels(5, TREE_LEAF_HASHES[5:21])
+    # [5, 21) = [5,6) [6,8) [8,16) [16,20) [20,21)
+    assert [level for level, _ in stretch.subtrees()] == [0, 1, 3, 2, 0]
+    assert stretch.subtrees()[2][1] == NODES[(3, 1)]
+    assert stretch.subtrees(5) == []
+    with pytest.raises(ValueError):
+        stretch.subtrees(22)
+
+
+def test_extend_subtrees_refuses_a_misaligned_subtree() -> None:
+    tree = CompactRange()
+    tree.extend(TREE_LEAF_HASHES[:3])
+    with pytest.raises(ValueError):
+        tree.extend_subtrees([(1, NODES[(1, 1)])])  # covers 2..4, but the tree ends at 3
+    assert tree.size == 3 and tree.root() == TREE_ROOTS[3]

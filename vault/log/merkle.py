@@ -173,6 +173,26 @@ class CompactRange:
             stack.append(h)
             self._size += 1
 
+    def extend_subtrees(self, subtrees: Iterable[tuple[int, bytes]]) -> None:
+        """Append whole perfect subtrees, left to right: ``(level, hash)`` covers the next
+        ``2**level`` leaves. Each must start where the tree ends on a multiple of its width
+        (what :func:`range_subtrees` returns for a range that starts at :attr:`size`), so it
+        merges exactly as its leaves would have, one ``node_hash`` per carry."""
+        stack = self._hashes
+        for level, h in subtrees:
+            width = 1 << level
+            if self._size % width:
+                raise ValueError(f"a subtree of 2**{level} leaves cannot start at {self._size}")
+            if self._size + width > MAX_TREE_SIZE:
+                raise ValueError("tree is full")
+            h = _check_leaf_hash(h)
+            self._size += width
+            m = self._size >> level
+            while not m & 1:
+                h = _sha256(_NODE_PREFIX + stack.pop() + h).digest()
+                m >>= 1
+            stack.append(h)
+
     def root(self) -> bytes:
         """MTH of the leaves appended so far (``EMPTY_ROOT`` when there are none)."""
         if not self._hashes:
@@ -229,6 +249,64 @@ def root_from_leaf_hashes(hashes: Iterable[bytes]) -> bytes:
     builder = CompactRange()
     builder.extend(hashes)
     return builder.root()
+
+
+class SubtreeLevels:
+    """Every perfect subtree that lies wholly inside the leaf range ``[begin, begin + n)``,
+    hashed level by level from the range's leaf hashes (n - 1 node hashes at most).
+
+    This lets independent workers each hash a stretch of a log: a worker returns
+    :meth:`subtrees` of its stretch (and of its prefixes up to any checkpoint sizes inside it),
+    O(log n) hashes each, and whoever holds the tree to the left appends them with
+    :meth:`CompactRange.extend_subtrees`. The result is the tree the leaves themselves make,
+    because RFC 9162's tree of any size is the perfect subtrees of its binary decomposition.
+    """
+
+    __slots__ = ("begin", "end", "_levels", "_firsts")
+
+    def __init__(self, begin: int, leaf_hashes: Sequence[bytes]) -> None:
+        if begin < 0 or begin + len(leaf_hashes) > MAX_TREE_SIZE:
+            raise ValueError("leaf range out of bounds")
+        self.begin = begin
+        self.end = begin + len(leaf_hashes)
+        #: _levels[k][j] is the subtree of level k with index _firsts[k] + j
+        self._levels: list[Sequence[bytes]] = [leaf_hashes]
+        self._firsts = [begin]
+        sha256, prefix = _sha256, _NODE_PREFIX
+        level = 0
+        while True:
+            below, below_first = self._levels[level], self._firsts[level]
+            first = -(-self.begin >> (level + 1))  # first index whose leaves all lie in range
+            stop = self.end >> (level + 1)
+            if stop <= first:
+                break
+            at = 2 * first - below_first
+            self._levels.append(
+                [
+                    sha256(prefix + below[i] + below[i + 1]).digest()
+                    for i in range(at, at + 2 * (stop - first), 2)
+                ]
+            )
+            self._firsts.append(first)
+            level += 1
+
+    def subtrees(self, end: int | None = None) -> list[tuple[int, bytes]]:
+        """The range ``[begin, end)`` as maximal perfect subtrees ``(level, hash)``, left to
+        right - at most 2 log2(n) of them. ``end`` defaults to the end of the range."""
+        end = self.end if end is None else end
+        if not self.begin <= end <= self.end:
+            raise ValueError(f"{end} is outside the range {self.begin}..{self.end}")
+        out: list[tuple[int, bytes]] = []
+        at = self.begin
+        top = len(self._levels) - 1
+        while at < end:
+            # the widest subtree that starts at ``at`` (aligned) and does not pass ``end``
+            level = min(top, (at & -at).bit_length() - 1 if at else top)
+            while at + (1 << level) > end:
+                level -= 1
+            out.append((level, self._levels[level][(at >> level) - self._firsts[level]]))
+            at += 1 << level
+        return out
 
 
 # --- proofs: which subtrees they are made of ---------------------------------------------------

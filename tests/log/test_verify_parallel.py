@@ -1,0 +1,188 @@
+"""A whole-log export verified by several processes gives the sequential verifier's answers.
+
+The workers hash stretches of the file into perfect subtrees and this process joins them
+(vault/log/verify.py ``verify_export_file``); the checkpoints fall inside stretches, on their
+edges and at the end, and the first bad event is found at the same index either way.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from vault.log import merkle, verify
+from vault.log.events import encode, event_object, export_line
+from vault.log.note import Checkpoint, Signer, generate_signer, sign_checkpoint
+from vault.log.verify import LogVerificationError, verify_export, verify_export_file
+
+ORIGIN = "custody.vault/parallel-test"
+EVENTS = 2000
+EVERY = 7  # a checkpoint every 7 events: many inside each worker's stretch
+
+
+def _fields(i: int) -> dict[str, object]:
+    return {
+        "at": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=i),
+        "actor": f"user:c{i % 5}",
+        "role": "consultant",
+        "source": "10.0.0.1",
+        "action": "secret.checkout",
+        "outcome": "ok",
+        "client_id": None,
+        "subject_kind": "secret",
+        "subject_id": f"s-{i % 11}",
+        "detail": {"reason": "patching ü", "ticket": f"T-{i}"},
+    }
+
+
+def _write(path: Path, leaves: list[bytes], signer: Signer, roots: dict[int, bytes]) -> None:
+    notes = [sign_checkpoint(Checkpoint(ORIGIN, n, r), signer) for n, r in sorted(roots.items())]
+    header = {
+        "type": "header",
+        "format": "custody-audit-log",
+        "version": 1,
+        "origin": ORIGIN,
+        "log_key": signer.verifier.key_string(),
+        "size": len(leaves),
+        "view": "whole",
+    }
+    with path.open("wb") as out:
+        out.write(orjson.dumps(header) + b"\n")
+        for note in notes:
+            out.write(orjson.dumps({"type": "checkpoint", "note": note}) + b"\n")
+        for i, leaf in enumerate(leaves):
+            out.write(export_line(leaf, i) + b"\n")
+
+
+def _roots(leaves: list[bytes]) -> dict[int, bytes]:
+    tree = merkle.CompactRange()
+    roots = {}
+    for n, leaf in enumerate(leaves, 1):
+        tree.append(merkle.leaf_hash(leaf))
+        if n % EVERY == 0 or n == len(leaves):
+            roots[n] = tree.root()
+    return roots
+
+
+@pytest.fixture(scope="module")
+def signer() -> Signer:
+    return Signer.parse(generate_signer(ORIGIN)[0])
+
+
+@pytest.fixture(scope="module")
+def leaves() -> list[bytes]:
+    return [encode(event_object(i, _fields(i))) for i in range(EVENTS)]
+
+
+@pytest.fixture(autouse=True)
+def _always_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(verify, "PARALLEL_THRESHOLD", 0)
+
+
+def _both(path: Path, signer: Signer) -> tuple[object, object]:
+    """(sequential, parallel) outcome: a report's figures, or the error's index and message."""
+
+    def outcome(run: Callable[[], verify.Report]) -> object:
+        try:
+            report = run()
+        except LogVerificationError as exc:
+            return ("error", exc.index, exc.message)
+        return (report.events, report.checkpoints, report.root)
+
+    with path.open("rb") as lines:
+        sequential = outcome(lambda: verify_export(lines, key=signer.verifier))
+    parallel = outcome(lambda: verify_export_file(path, key=signer.verifier, jobs=2))
+    return sequential, parallel
+
+
+def test_an_intact_log_verifies_the_same_in_parallel(
+    tmp_path: Path, signer: Signer, leaves: list[bytes]
+) -> None:
+    path = tmp_path / "log.jsonl"
+    roots = _roots(leaves)
+    _write(path, leaves, signer, roots)
+    sequential, parallel = _both(path, signer)
+    assert sequential == parallel == (EVENTS, len(roots), roots[EVENTS])
+
+
+@pytest.mark.parametrize("index", [0, 1, 6, 7, 8, 999, 1500, EVENTS - 1])
+def test_a_re_encoded_event_is_found_at_the_same_place(
+    tmp_path: Path, signer: Signer, leaves: list[bytes], index: int
+) -> None:
+    """The event and its leaf string both changed consistently: only the tree catches it, at
+    the first checkpoint after it; the report names the checkpoint segment it is in."""
+    roots = _roots(leaves)
+    forged = list(leaves)
+    forged[index] = encode(event_object(index, {**_fields(index), "actor": "user:mallory"}))
+    path = tmp_path / "log.jsonl"
+    _write(path, forged, signer, roots)
+    sequential, parallel = _both(path, signer)
+    assert sequential == parallel
+    assert sequential[0] == "error"
+    assert sequential[1] == index - index % EVERY  # the start of the segment holding it
+
+
+def test_an_edited_field_is_found_at_its_own_index(
+    tmp_path: Path, signer: Signer, leaves: list[bytes]
+) -> None:
+    path = tmp_path / "log.jsonl"
+    _write(path, leaves, signer, _roots(leaves))
+    lines = path.read_bytes().splitlines(keepends=True)
+    at = next(i for i, raw in enumerate(lines) if raw.startswith(b'{"type":"event","index":1234,'))
+    lines[at] = lines[at].replace(b'"user:c4"', b'"user:c3"')
+    path.write_bytes(b"".join(lines))
+    sequential, parallel = _both(path, signer)
+    assert sequential == parallel
+    assert sequential[:2] == ("error", 1234)
+
+
+def test_a_non_canonical_but_valid_line_takes_the_explaining_path(
+    tmp_path: Path, signer: Signer, leaves: list[bytes]
+) -> None:
+    """Members in another order and spaces: still the same event, so still verified."""
+    path = tmp_path / "log.jsonl"
+    _write(path, leaves, signer, _roots(leaves))
+    lines = path.read_bytes().splitlines(keepends=True)
+    at = next(i for i, raw in enumerate(lines) if raw.startswith(b'{"type":"event","index":777,'))
+    obj = orjson.loads(lines[at])
+    lines[at] = b'{"leaf": "%s", "type": "event", "event": %s, "index": 777}\n' % (
+        obj["leaf"].encode(),
+        orjson.dumps(obj["event"], option=orjson.OPT_SORT_KEYS),
+    )
+    path.write_bytes(b"".join(lines))
+    sequential, parallel = _both(path, signer)
+    assert sequential == parallel == (EVENTS, len(_roots(leaves)), _roots(leaves)[EVENTS])
+
+
+def test_a_wrong_leaf_string_is_caught(tmp_path: Path, signer: Signer, leaves: list[bytes]) -> None:
+    path = tmp_path / "log.jsonl"
+    _write(path, leaves, signer, _roots(leaves))
+    data = path.read_bytes()
+    good = base64.b64encode(leaves[42])
+    bad = base64.b64encode(leaves[42].replace(b"T-42", b"T-43"))
+    path.write_bytes(data.replace(good, bad, 1))
+    sequential, parallel = _both(path, signer)
+    assert sequential == parallel
+    assert sequential[:2] == ("error", 42)
+
+
+def test_a_missing_event_and_extra_events_are_caught(
+    tmp_path: Path, signer: Signer, leaves: list[bytes]
+) -> None:
+    path = tmp_path / "log.jsonl"
+    _write(path, leaves, signer, _roots(leaves))
+    lines = path.read_bytes().splitlines(keepends=True)
+    at = next(i for i, raw in enumerate(lines) if raw.startswith(b'{"type":"event","index":1600,'))
+    path.write_bytes(b"".join(lines[:at] + lines[at + 1 :]))
+    sequential, parallel = _both(path, signer)
+    assert sequential == parallel
+    assert sequential[:2] == ("error", 1600)
+    path.write_bytes(b"".join(lines + lines[-3:]))
+    sequential, parallel = _both(path, signer)
+    assert sequential == parallel
+    assert sequential[0] == "error"
