@@ -81,3 +81,20 @@ def test_upgrade_from_first_revision_keeps_data(database_url: str) -> None:
                 assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_the_known_head_is_the_scripts_head() -> None:
+    """Opening a store compares the database with HEAD_REVISION without importing Alembic: a new
+    migration must move it."""
+    assert db.scripts_head_revision() == db.HEAD_REVISION
+
+
+def test_current_revision_reads_the_version_table(database_url: str) -> None:
+    engine = db.make_engine(database_url, create_dirs=True)
+    try:
+        assert db.current_revision(engine) is None
+        db.upgrade(engine)
+        assert db.current_revision(engine) == db.HEAD_REVISION
+        db.check_schema(engine)
+    finally:
+        engine.dispose()
