@@ -576,9 +576,9 @@ def verify_export_file(
     it = iter(head_lines[1:])
     size = header["size"]
     prefix, _, line = _read_checkpoints(it, chain, header["origin"], size, saved, report)
-    # Stretches of about 16 MB: small enough for the allocator to reuse a worker's buffers
-    # (fresh large buffers cost page faults), enough of them to keep every worker busy.
-    bounds = _chunk_bounds(path, offset, total, max(jobs * 8, (total - offset) >> 24))
+    # Stretches of about 8 MB: small enough for the allocator to reuse a worker's buffers
+    # (fresh large buffers cost page faults) and for the last ones to end close together.
+    bounds = _chunk_bounds(path, offset, total, max(jobs * 8, (total - offset) >> 23))
     stops = sorted(prefix.roots)
     import concurrent.futures
     import multiprocessing
