@@ -119,14 +119,20 @@ class _KeyChain:
         self.trusted = [pinned]
         self.announced = announced
         self.retired_at: dict[Verifier, int] = {}
+        self._opened: dict[tuple[str, frozenset[Verifier]], tuple[Checkpoint, list[Verifier]]] = {}
 
     def _age(self, key: Verifier) -> int:
         return self.announced.index(key) if key in self.announced else -1
 
     def _open(self, note: str) -> tuple[Checkpoint, list[Verifier]]:
         known = self.trusted + [k for k in self.announced if k not in self.trusted]
-        text, signers = open_note(note, known)
-        return Checkpoint.parse(text), signers
+        # settle() and open() both open every checkpoint: check its signatures once
+        key = (note, frozenset(known))
+        opened = self._opened.get(key)
+        if opened is None:
+            text, signers = open_note(note, known)
+            opened = self._opened[key] = (Checkpoint.parse(text), signers)
+        return opened
 
     def settle(self, notes: list[str]) -> None:
         """Extend the trusted keys over the handover checkpoints among ``notes``."""
