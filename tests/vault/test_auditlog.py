@@ -402,6 +402,21 @@ def test_a_database_error_in_an_append_is_raised_as_sqlalchemys(vault: Vault) ->
         assert "do-not-show-this" not in repr(caught.value)
 
 
+def test_the_benchmarks_plain_table_mode_leaves_the_log_alone(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with vault.store.session() as s:
+        before = auditlog.head(s)
+    monkeypatch.setattr(auditlog, "PLAIN_TABLE_FOR_BENCHMARKS", True)
+    for _ in range(2):
+        with vault.ctx() as ctx:
+            audit.record_many(ctx, [audit.event("test.plain", n=n) for n in range(3)])
+    with vault.store.session() as s:
+        seqs = list(s.scalars(select(AuditEvent.seq).where(AuditEvent.action == "test.plain")))
+        assert len(set(seqs)) == 6 and all(seq < 0 for seq in seqs)
+        assert auditlog.head(s) == before
+
+
 # --- concurrency: several processes append at once ---------------------------------------------
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import itertools
 import secrets
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -166,10 +167,15 @@ def _make_leaves(
     return rows, nodes
 
 
+#: PLAIN_TABLE_FOR_BENCHMARKS: ``seq`` values of plain rows - negative, so never a leaf index;
+#: consecutive, as a plain table's autoincremented key would be (its index grows at one end); from
+#: a random start, so runs against one database do not collide
+_plain_seq = itertools.count(-secrets.randbits(62) - 1, -1)
+
+
 def _plain_row(event: Mapping[str, Any]) -> dict[str, Any]:
-    """PLAIN_TABLE_FOR_BENCHMARKS: the event's row with a random (negative, so never a leaf
-    index) ``seq`` and no hash."""
-    return {**event, "seq": -secrets.randbits(62) - 1, "leaf_hash": b""}
+    """PLAIN_TABLE_FOR_BENCHMARKS: the event's row with no leaf index and no hash."""
+    return {**event, "seq": next(_plain_seq), "leaf_hash": b""}
 
 
 #: the statements of an append, built once (SQLAlchemy caches their compiled form)
