@@ -151,15 +151,15 @@ def event_object(index: int, fields: Mapping[str, Any]) -> dict[str, Any]:
         obj[key] = value
     for key in _OPTIONAL_TEXT_KEYS:
         value = fields.get(key)
-        if value is not None and not isinstance(value, str):
-            raise EventEncodingError(f"event {key} must be a string or null")
         if value is not None:
+            if not isinstance(value, str):
+                raise EventEncodingError(f"event {key} must be a string or null")
             _check_string(value)
         obj[key] = value
     detail = fields.get("detail")
     if detail is None:
         detail = {}
-    if not isinstance(detail, Mapping):
+    if not isinstance(detail, dict | Mapping):  # dict first: the common case, no ABC check
         raise EventEncodingError("event detail must be an object")
     obj["detail"] = json_value(detail)
     return obj

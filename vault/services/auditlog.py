@@ -96,10 +96,14 @@ PLAIN_TABLE_FOR_BENCHMARKS = False
 _EVENTS = cast(Table, AuditEvent.__table__)
 _STATE = cast(Table, LogState.__table__)
 _NODES = cast(Table, LogNode.__table__)
-#: the log head this process last wrote, per engine: lets an append skip reading the head.
-#: Only a hint - the UPDATE that uses it is conditional on the stored head being exactly this
-#: (the whole compact range, not just the size, so a rolled-back append cannot fool it).
-_last_head: weakref.WeakKeyDictionary[Engine, bytes] = weakref.WeakKeyDictionary()
+#: the log head this process last wrote, per engine - as stored, and as a compact range that
+#: appends copy (never change: on PostgreSQL several threads append at once): lets an append
+#: skip reading and parsing the head. Only a hint - the UPDATE that uses it is conditional on
+#: the stored head being exactly this (the whole compact range, not just the size, so a
+#: rolled-back append cannot fool it).
+_last_head: weakref.WeakKeyDictionary[Engine, tuple[bytes, merkle.CompactRange]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def append(session: Session | Connection, events: Sequence[Mapping[str, Any]]) -> int:
@@ -121,10 +125,11 @@ def append(session: Session | Connection, events: Sequence[Mapping[str, Any]]) -
     cached = _last_head.get(engine)
     moved = inserted = False
     if cached is not None:
-        compact = merkle.CompactRange.from_bytes(cached)
+        old, last = cached
+        compact = last.copy()
         rows, nodes = _make_leaves(compact, events)
         new = compact.to_bytes()
-        moved, inserted = writes.move_head(cached, compact.size, new, rows)
+        moved, inserted = writes.move_head(old, compact.size, new, rows)
     if not moved:
         head_row = conn.execute(_LOCK_HEAD).first()
         if head_row is None:
@@ -139,7 +144,7 @@ def append(session: Session | Connection, events: Sequence[Mapping[str, Any]]) -
         writes.insert_events(rows)
     if nodes:
         writes.insert_nodes(nodes)
-    _last_head[engine] = new
+    _last_head[engine] = (new, compact)
     return compact.size
 
 
