@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from tests.conftest import Vault
 from vault.config import Settings
 from vault.db.models import AuditEvent, LogCheckpoint, LogNode
-from vault.errors import Forbidden, NotFound, Sealed
+from vault.errors import Forbidden, NotFound, Sealed, StorageError
 from vault.log import merkle
 from vault.log.events import json_value, leaf_bytes
 from vault.log.note import Verifier, verify_checkpoint
@@ -384,6 +384,21 @@ def test_an_append_on_a_connection_not_yet_in_a_transaction_begins_one(vault: Va
     assert len(hashes) == before + 1
     with vault.store.session() as s:
         assert auditlog.head(s).root == merkle.root_from_leaf_hashes(hashes)
+
+
+def test_no_append_outside_the_transaction_sqlite_dropped(vault: Vault) -> None:
+    if vault.store.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite rolls a transaction back by itself on an I/O error or a full disk")
+    with vault.store.session() as s:
+        before = auditlog.head(s)
+    with vault.store.engine.connect() as conn:
+        conn.begin()
+        conn.exec_driver_sql("ROLLBACK")  # as SQLite does by itself; SQLAlchemy does not know
+        with pytest.raises(StorageError):
+            auditlog.append(conn, _odd_events())
+        conn.rollback()
+    with vault.store.session() as s:
+        assert auditlog.head(s) == before  # nothing committed on its own
 
 
 def test_a_database_error_in_an_append_is_raised_as_sqlalchemys(vault: Vault) -> None:

@@ -50,7 +50,7 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from vault.db.models import AuditEvent, LogCheckpoint, LogNode, LogState, VaultKey
-from vault.errors import Forbidden, InvalidInput, NotFound, Sealed
+from vault.errors import Forbidden, InvalidInput, NotFound, Sealed, StorageError
 from vault.keys import KeyRing
 from vault.log import merkle
 from vault.log.errors import LogError, ProofError
@@ -262,7 +262,11 @@ class _SQLiteWrites:
     def __init__(self, conn: Connection) -> None:
         if not conn.in_transaction():
             conn.begin()  # what SQLAlchemy's autobegin would do (BEGIN IMMEDIATE)
-        self.driver = conn.connection.driver_connection
+        self.driver = cast(Any, conn.connection.driver_connection)  # sqlite3.Connection
+        if not self.driver.in_transaction:
+            # SQLite rolled the transaction back by itself (an I/O error, a full disk): each
+            # statement would now commit on its own, the head's move without the rest.
+            raise StorageError("the write transaction was rolled back by the database")
         self.statements = _driver_statements(conn.dialect)
 
     def move_head(
