@@ -5,10 +5,15 @@
 One process runs check-out + check-in pairs through the services (each its own durable
 transaction, as the API does: lease, reveal, value, audit events) against a real database -
 SQLite with synchronous=FULL, and PostgreSQL with --pg (an admin URL; a fresh database is made
-and dropped). Rounds alternate between the transparency log (events become leaves: head row
-locked, leaves hashed, subtrees stored) and the same events stored as a plain table (no head,
-no hashing), so both see the same machine noise. Prints the median time per pair of each and
-the overhead of the log (target: at most 10%).
+and dropped). Rounds alternate between the transparency log (events become leaves: head moved,
+leaves hashed, subtrees stored) and the same events stored as a plain table (the same INSERT,
+no head, no hashing), log-plain-plain-log ..., after an untimed warm-up of each, so both see
+the same machine noise and neither always goes first. Prints per engine the median time per
+pair of each, the overhead of the log (target: at most 10%), and the median overhead of
+neighbouring rounds (less sensitive to load that drifts over the run); then the same for this
+process's CPU time (on PostgreSQL the server's CPU is not in it), which other processes on a
+shared machine disturb far less than wall time; then the CPU time spent inside
+``auditlog.append`` itself in each mode - what the log adds, measured directly.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import secrets as pysecrets
 import statistics
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -32,7 +39,40 @@ from vault.services import Principal, auditlog, checkout, clients, secrets  # no
 from vault.store import Store, init_vault  # noqa: E402
 
 
-def run(url: str, home: Path, pairs: int, rounds: int) -> tuple[list[float], list[float]]:
+@dataclass
+class Rounds:
+    """Seconds per pair of each timed round of one mode, in order: wall clock, CPU, and the
+    CPU spent inside ``auditlog.append``."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    append_cpu: list[float] = field(default_factory=list)
+
+
+class AppendClock:
+    """Wraps ``auditlog.append`` for the run, adding up this process's CPU time inside it - the
+    append measured directly, without the rest of the pair's noise."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._append = auditlog.append
+
+    def __enter__(self) -> AppendClock:
+        def timed(session: Any, events: Any) -> int:
+            start = time.process_time()
+            try:
+                return self._append(session, events)
+            finally:
+                self.seconds += time.process_time() - start
+
+        auditlog.append = timed
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        auditlog.append = self._append
+
+
+def run(url: str, home: Path, pairs: int, rounds: int) -> tuple[Rounds, Rounds]:
     settings = Settings(
         home=home,
         database_url=url,
@@ -41,7 +81,11 @@ def run(url: str, home: Path, pairs: int, rounds: int) -> tuple[list[float], lis
         allow_weak_kdf=False,
     )
     init_vault(settings, passphrase=PASSPHRASE, admin=None)
-    store = Store.open(settings)
+    with AppendClock() as clock:  # before the Store: its group writer keeps auditlog.append
+        return _run(Store.open(settings), pairs, rounds, clock)
+
+
+def _run(store: Store, pairs: int, rounds: int, clock: AppendClock) -> tuple[Rounds, Rounds]:
     keys = store.unseal(UnsealSecret.from_passphrase(PASSPHRASE))
     with store.context("operator:bench", keys) as ctx:
         clients.add_client(ctx, "Acme")
@@ -49,29 +93,61 @@ def run(url: str, home: Path, pairs: int, rounds: int) -> tuple[list[float], lis
             ctx, "Acme", [secrets.NewSecret(title=f"s{i}", value="v" * 24) for i in range(64)]
         )
     consultant = Principal(name="user:bench", role="admin")
-    log, plain = [], []
+
+    def pairs_of(count: int) -> tuple[float, float, float]:
+        wall, cpu, append_cpu = time.perf_counter(), time.process_time(), clock.seconds
+        for i in range(count):
+            with store.context(consultant, keys) as ctx:
+                out = checkout.checkout(ctx, "Acme", f"s{i % 64}", reason="benchmark")
+            with store.context(consultant, keys) as ctx:
+                checkout.checkin(ctx, out.lease.id)
+        return (
+            (time.perf_counter() - wall) / count,
+            (time.process_time() - cpu) / count,
+            (clock.seconds - append_cpu) / count,
+        )
+
+    log, plain = Rounds(), Rounds()
     try:
+        for warm_up_plain in (False, True):
+            auditlog.PLAIN_TABLE_FOR_BENCHMARKS = warm_up_plain
+            pairs_of(min(pairs, 100))
         for r in range(rounds * 2):
-            auditlog.PLAIN_TABLE_FOR_BENCHMARKS = r % 2 == 1
-            start = time.perf_counter()
-            for i in range(pairs):
-                with store.context(consultant, keys) as ctx:
-                    out = checkout.checkout(ctx, "Acme", f"s{i % 64}", reason="benchmark")
-                with store.context(consultant, keys) as ctx:
-                    checkout.checkin(ctx, out.lease.id)
-            per_pair = (time.perf_counter() - start) / pairs
-            (plain if auditlog.PLAIN_TABLE_FOR_BENCHMARKS else log).append(per_pair)
+            auditlog.PLAIN_TABLE_FOR_BENCHMARKS = r % 4 in (1, 2)
+            wall, cpu, append_cpu = pairs_of(pairs)
+            mode = plain if auditlog.PLAIN_TABLE_FOR_BENCHMARKS else log
+            mode.wall.append(wall)
+            mode.cpu.append(cpu)
+            mode.append_cpu.append(append_cpu)
     finally:
         auditlog.PLAIN_TABLE_FOR_BENCHMARKS = False
         store.engine.dispose()
     return log, plain
 
 
-def report(name: str, log: list[float], plain: list[float]) -> None:
+def overheads(log: list[float], plain: list[float]) -> tuple[float, float]:
+    """The log's overhead in percent: of the medians, and the median of neighbouring rounds'."""
     lm, pm = statistics.median(log), statistics.median(plain)
+    paired = statistics.median(lg / pl for lg, pl in zip(log, plain, strict=True))
+    return 100 * (lm - pm) / pm, 100 * (paired - 1)
+
+
+def report(name: str, log: Rounds, plain: Rounds) -> None:
+    for label, lg, pl in (("", log.wall, plain.wall), ("CPU", log.cpu, plain.cpu)):
+        overhead, paired = overheads(lg, pl)
+        print(
+            f"{name if not label else '':11s}{label:>4s} log {statistics.median(lg) * 1000:6.2f}"
+            f" ms/pair   plain table {statistics.median(pl) * 1000:6.2f} ms/pair   "
+            f"overhead {overhead:+5.1f}%   paired rounds {paired:+5.1f}%   "
+            f"(medians of {len(lg)} rounds)"
+        )
+    inside_log = statistics.median(log.append_cpu)
+    inside_plain = statistics.median(plain.append_cpu)
+    extra = inside_log - inside_plain
     print(
-        f"{name:11s} log {lm * 1000:6.2f} ms/pair   plain table {pm * 1000:6.2f} ms/pair   "
-        f"overhead {100 * (lm - pm) / pm:+5.1f}%   (medians of {len(log)} rounds)"
+        f"{'':11s}CPU in auditlog.append: log {inside_log * 1e6:4.0f} us/pair   plain table "
+        f"{inside_plain * 1e6:4.0f} us/pair   the log's own {extra * 1e6:+4.0f} us/pair = "
+        f"{100 * extra / statistics.median(plain.cpu):+4.1f}% of a pair's CPU"
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from vault.log.events import (
     event_object,
     format_time,
     leaf_bytes,
+    parse_time,
 )
 
 VECTORS_FILE = "log/events.json"
@@ -53,6 +54,32 @@ def test_datetime_and_text_time_give_the_same_leaf() -> None:
     fields = {"at": at, "actor": "a", "action": "x", "outcome": "ok"}
     assert leaf_bytes(3, fields) == leaf_bytes(3, {**fields, "at": format_time(at)})
     assert format_time(at) == "2026-11-23T12:00:00.000005Z"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    at=st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30)),
+    offset_minutes=st.integers(-14 * 60, 14 * 60),
+)
+def test_time_text_is_strftimes(at: datetime, offset_minutes: int) -> None:
+    # format_time formats by hand (faster); the bytes are strftime's, in any time zone
+    aware = at.replace(tzinfo=timezone(timedelta(minutes=offset_minutes)))
+    assert format_time(aware) == aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert parse_time(format_time(aware)) == aware
+
+
+@pytest.mark.parametrize("where", ["actor", "source", "detail value", "detail list"])
+def test_a_lone_surrogate_is_refused_anywhere(where: str) -> None:
+    bad = "caf\udce9"
+    fields: dict[str, Any] = {"at": datetime.now(UTC), "actor": "a", "action": "x", "outcome": "ok"}
+    if where == "detail value":
+        fields["detail"] = {"k": bad}
+    elif where == "detail list":
+        fields["detail"] = {"k": ["ok", ("é", bad)]}
+    else:
+        fields[where] = bad
+    with pytest.raises(EventEncodingError, match="valid Unicode"):
+        leaf_bytes(0, fields)
 
 
 def test_naive_datetime_is_refused() -> None:

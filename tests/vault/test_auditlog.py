@@ -5,17 +5,19 @@ from __future__ import annotations
 import io
 import itertools
 import multiprocessing
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import String, cast, delete, func, insert, select, text
+from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import Vault
 from vault.config import Settings
 from vault.db.models import AuditEvent, LogCheckpoint, LogNode
-from vault.errors import Forbidden, NotFound, Sealed
+from vault.errors import Forbidden, NotFound, Sealed, StorageError
 from vault.log import merkle
-from vault.log.events import leaf_bytes
+from vault.log.events import json_value, leaf_bytes
 from vault.log.note import Verifier, verify_checkpoint
 from vault.log.verify import LogVerificationError, verify_export
 from vault.services import Principal, audit, auditlog, clients, secrets
@@ -27,6 +29,7 @@ def _leaf_hashes(vault: Vault) -> list[bytes]:
 
 
 _titles = itertools.count()
+_EVENT_COLUMNS = [c.name for c in AuditEvent.__table__.columns if c.name != "id"]
 
 
 def _fill(vault: Vault, n: int, client: str = "Acme") -> None:
@@ -294,6 +297,139 @@ def test_another_key_is_caught_when_the_key_is_pinned(vault: Vault) -> None:
     assert verify_export(forged).key_pinned is False  # unpinned, the forgery cannot be told
     with pytest.raises(LogVerificationError, match="checkpoint does not verify"):
         verify_export(forged, key=_key(vault))
+
+
+# --- the SQLite append on the DBAPI connection --------------------------------------------------
+
+
+def _odd_events() -> list[dict[str, Any]]:
+    """Events whose columns need converting on the way in: a whole second (no microseconds to
+    print), a time not in UTC, non-ASCII and nested detail with a tuple, None columns."""
+    at = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+    nothing = dict.fromkeys(("role", "source", "client_id", "subject_kind", "subject_id"))
+    return [
+        {**nothing, "at": at, "actor": "operator:é", "action": "test.odd", "outcome": "ok",
+         "detail": {"name": "Zoë ✓", "nested": {"list": (1, None, True, "x")}, "n": 2**40}},
+        {"at": datetime(2026, 11, 23, 14, 30, 1, 5, tzinfo=timezone(timedelta(hours=2))),
+         "actor": "operator:test", "action": "test.odd", "outcome": "denied", "role": "admin",
+         "client_id": "c-1", "subject_kind": "secret", "subject_id": "s-1", "source": "cli",
+         "detail": {}},
+    ]  # fmt: skip
+
+
+def test_appended_rows_are_stored_as_sqlalchemy_stores_them(vault: Vault) -> None:
+    # On SQLite the append runs on the DBAPI connection: its rows must hold exactly what a
+    # SQLAlchemy INSERT of the same values holds, read back the same, and verify.
+    events = _odd_events()
+    with vault.store.write_session() as s:
+        size = auditlog.append(s, events)
+        s.execute(
+            insert(AuditEvent),
+            [
+                {
+                    **e,
+                    "seq": -1 - i,
+                    "leaf_hash": b"twin",
+                    "detail": json_value(e.get("detail") or {}),
+                }
+                for i, e in enumerate(events)
+            ],
+        )
+    table = AuditEvent.__table__
+    sqlite = vault.store.engine.dialect.name == "sqlite"
+    stored_as = [  # each column's stored value as text and its type in the database
+        f(table.c[c])
+        for c in _EVENT_COLUMNS
+        if c not in ("seq", "leaf_hash")
+        for f in (
+            lambda col: cast(col, String),
+            func.typeof if sqlite else lambda col: cast(func.pg_typeof(col), String),
+        )
+    ]
+    with vault.store.session() as s:
+        stored = s.execute(
+            select(AuditEvent.seq, *stored_as)
+            .where(AuditEvent.action == "test.odd")
+            .order_by(AuditEvent.id)
+        ).all()
+    assert [r[0] for r in stored] == [size - 2, size - 1, -1, -2]
+    assert [r[1:] for r in stored[:2]] == [r[1:] for r in stored[2:]]
+
+    with vault.store.session() as s:
+        rows = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "test.odd", AuditEvent.seq >= 0)
+        ).all()
+        for row, given in zip(rows, events, strict=True):
+            assert row.at == given["at"] and row.at.tzinfo is not None
+            assert row.detail == json_value(given.get("detail") or {})
+            for name in ("actor", "outcome", "role", "source", "client_id", "subject_id"):
+                assert getattr(row, name) == given.get(name)
+            fields = {c: getattr(row, c) for c in _EVENT_COLUMNS if c not in ("seq", "leaf_hash")}
+            assert row.leaf_hash == merkle.leaf_hash(leaf_bytes(row.seq, fields))
+        s.execute(delete(AuditEvent).where(AuditEvent.seq < 0))
+        s.commit()
+    report = verify_export(io.BytesIO(_export(vault)), key=_key(vault))
+    assert report.events == report.size == size
+
+
+def test_an_append_on_a_connection_not_yet_in_a_transaction_begins_one(vault: Vault) -> None:
+    before = len(_leaf_hashes(vault))
+    with vault.store.engine.connect() as conn:
+        auditlog.append(conn, _odd_events())
+        assert conn.in_transaction()
+        conn.rollback()  # the events and the head's move go together
+    with vault.ctx() as ctx:
+        audit.record(ctx, "test.kept")
+    hashes = _leaf_hashes(vault)
+    assert len(hashes) == before + 1
+    with vault.store.session() as s:
+        assert auditlog.head(s).root == merkle.root_from_leaf_hashes(hashes)
+
+
+# SQLite alone rolls a transaction back by itself (on an I/O error or a full disk)
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_no_append_outside_the_transaction_sqlite_dropped(vault: Vault) -> None:
+    with vault.store.session() as s:
+        before = auditlog.head(s)
+    with vault.store.engine.connect() as conn:
+        conn.begin()
+        conn.exec_driver_sql("ROLLBACK")  # as SQLite does by itself; SQLAlchemy does not know
+        with pytest.raises(StorageError):
+            auditlog.append(conn, _odd_events())
+        conn.rollback()
+    with vault.store.session() as s:
+        assert auditlog.head(s) == before  # nothing committed on its own
+
+
+def test_a_database_error_in_an_append_is_raised_as_sqlalchemys(vault: Vault) -> None:
+    with vault.store.session() as s:
+        size = auditlog.head(s).size
+    with vault.store.write_session() as s:  # a row squatting on the next leaf index
+        s.execute(
+            insert(AuditEvent),
+            {"seq": size, "leaf_hash": b"", "actor": "x", "action": "test.squat", "detail": {}},
+        )
+    event = {**_odd_events()[1], "detail": {"marker": "do-not-show-this"}}
+    with pytest.raises(IntegrityError) as caught, vault.store.write_session() as s:
+        auditlog.append(s, [event])
+    if vault.store.engine.dialect.name == "sqlite":  # the DBAPI path hides the values it binds
+        assert "do-not-show-this" not in str(caught.value)
+        assert "do-not-show-this" not in repr(caught.value)
+
+
+def test_the_benchmarks_plain_table_mode_leaves_the_log_alone(
+    vault: Vault, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with vault.store.session() as s:
+        before = auditlog.head(s)
+    monkeypatch.setattr(auditlog, "PLAIN_TABLE_FOR_BENCHMARKS", True)
+    for _ in range(2):
+        with vault.ctx() as ctx:
+            audit.record_many(ctx, [audit.event("test.plain", n=n) for n in range(3)])
+    with vault.store.session() as s:
+        seqs = list(s.scalars(select(AuditEvent.seq).where(AuditEvent.action == "test.plain")))
+        assert len(set(seqs)) == 6 and all(seq < 0 for seq in seqs)
+        assert auditlog.head(s) == before
 
 
 # --- concurrency: several processes append at once ---------------------------------------------

@@ -68,7 +68,19 @@ def format_time(value: datetime) -> str:
     """``at`` as the leaf carries it: UTC, microseconds, ``Z``."""
     if value.tzinfo is None:
         raise EventEncodingError("event time must be timezone-aware")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # The bytes of strftime("%Y-%m-%dT%H:%M:%S.%fZ") in half its time, and the year always has
+    # four digits (glibc's %Y drops the leading zeros of a year before 1000).
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031 - faster than f"{:04d}"
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
 
 
 def parse_time(text: object) -> datetime:
@@ -84,10 +96,12 @@ def json_value(value: Any, depth: int = 0) -> Any:
     """``value`` as the plain JSON the leaf may hold (tuples become lists), or an error.
 
     Used on the way in, so whatever the database's JSON column gives back is what was hashed.
+    (Every audit event goes through here on the write path: the common types are tested first.)
     """
-    if value is None or isinstance(value, bool | str):
-        if isinstance(value, str):
-            _check_string(value)
+    if isinstance(value, str):
+        _check_string(value)
+        return value
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
         if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
@@ -95,19 +109,21 @@ def json_value(value: Any, depth: int = 0) -> Any:
         return int(value)
     if depth >= MAX_DEPTH:
         raise EventEncodingError(f"event detail nests deeper than {MAX_DEPTH} levels")
-    if isinstance(value, list | tuple):
-        return [json_value(item, depth + 1) for item in value]
-    if isinstance(value, Mapping):
+    if isinstance(value, dict | Mapping):
         out: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str) or not key.isascii():
                 raise EventEncodingError("event detail keys must be ASCII strings")
             out[key] = json_value(item, depth + 1)
         return out
+    if isinstance(value, list | tuple):
+        return [json_value(item, depth + 1) for item in value]
     raise EventEncodingError(f"an event cannot hold a {type(value).__name__}")
 
 
 def _check_string(value: str) -> None:
+    if value.isascii():  # the common case, and always valid: no encoding to try
+        return
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -135,15 +151,15 @@ def event_object(index: int, fields: Mapping[str, Any]) -> dict[str, Any]:
         obj[key] = value
     for key in _OPTIONAL_TEXT_KEYS:
         value = fields.get(key)
-        if value is not None and not isinstance(value, str):
-            raise EventEncodingError(f"event {key} must be a string or null")
         if value is not None:
+            if not isinstance(value, str):
+                raise EventEncodingError(f"event {key} must be a string or null")
             _check_string(value)
         obj[key] = value
     detail = fields.get("detail")
     if detail is None:
         detail = {}
-    if not isinstance(detail, Mapping):
+    if not isinstance(detail, dict | Mapping):  # dict first: the common case, no ABC check
         raise EventEncodingError("event detail must be an object")
     obj["detail"] = json_value(detail)
     return obj
