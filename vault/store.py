@@ -71,15 +71,15 @@ class Store:
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:
-        """A connection for one consistent read: on PostgreSQL in autocommit (a single
-        statement is its own snapshot: no BEGIN/COMMIT round trips), on SQLite a read
-        transaction (no write lock)."""
-        if self.engine.dialect.name == "sqlite":
-            with self._read_engine.connect() as conn, conn.begin():
-                yield conn
-        else:
-            with self._autocommit_engine.connect() as conn:
-                yield conn
+        """A connection for one consistent read: a single statement, which is its own
+        snapshot. On PostgreSQL in autocommit (no BEGIN/COMMIT round trips); on SQLite a
+        direct statement (vault.db.direct) runs in autocommit too, and one through SQLAlchemy
+        in a read transaction that takes no write lock."""
+        engine = (
+            self._read_engine if self.engine.dialect.name == "sqlite" else self._autocommit_engine
+        )
+        with engine.connect() as conn:
+            yield conn
 
     def meta(self) -> VaultMeta:
         with self.session() as session:
