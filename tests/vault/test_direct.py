@@ -3,6 +3,8 @@ and a failed unit of work of the group commit leaves nothing behind."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -113,3 +115,51 @@ def test_a_failed_unit_of_work_keeps_none_of_its_writes(vault: Vault, secret_id:
     with vault.store.session() as session:
         secret = session.get(Secret, secret_id)
         assert secret is not None and secret.title == "Router" and secret.url is None
+
+
+def test_failed_units_first_or_later_in_a_batch_keep_none_of_their_writes(
+    vault: Vault, secret_id: str
+) -> None:
+    """The first unit of a batch runs without a savepoint (its failure rolls back the whole
+    transaction), the ones after it in savepoints: either way a failed unit leaves nothing and
+    the others' writes are committed."""
+    writer = vault.store.writer
+    assert writer is not None
+
+    def rename(title: str, *, fail: bool) -> None:
+        with vault.ctx() as ctx:
+            ctx.connection().execute(
+                update(SECRETS).where(SECRETS.c.id == secret_id).values(title=title)
+            )
+            if fail:
+                raise RuntimeError("the unit fails after writing")
+
+    second_waits = threading.Event()
+
+    def first_unit() -> None:
+        with vault.ctx() as ctx:
+            ctx.connection().execute(
+                update(SECRETS).where(SECRETS.c.id == secret_id).values(url="https://a.test")
+            )
+            second_waits.set()
+            deadline = time.monotonic() + 10
+            while writer._waiting == 0 and time.monotonic() < deadline:
+                time.sleep(0.001)  # the second unit now queues behind this one, same batch
+
+    with pytest.raises(RuntimeError):
+        rename("Failed alone", fail=True)
+    commits = writer.commits
+    thread = threading.Thread(target=first_unit)
+    thread.start()
+    second_waits.wait(10)
+    with pytest.raises(RuntimeError):
+        rename("Failed second", fail=True)
+    thread.join()
+    assert writer.commits == commits + 1  # both units were in one batch
+    with vault.store.session() as session:
+        secret = session.get(Secret, secret_id)
+        assert secret is not None and secret.title == "Router"
+        assert secret.url == "https://a.test"
+    rename("Renamed", fail=False)
+    with vault.store.session() as session:
+        assert session.scalar(select(SECRETS.c.title)) == "Renamed"

@@ -13,7 +13,8 @@ share a transaction:
 * each unit of work runs in a SAVEPOINT of that transaction (a :class:`Unit`: the Connection
   for Core statements, and a Session of its own that begins - in a nested SAVEPOINT - only if
   the unit uses the ORM): its failure rolls back only its own writes (``ROLLBACK TO``), exactly
-  as a transaction of its own would;
+  as a transaction of its own would. The first unit of a batch needs no savepoint: if it fails,
+  the transaction - holding nothing else - is rolled back and the next unit begins a new one;
 * the thread that finishes while nobody else is waiting for the mutex (or that fills the batch
   to :data:`MAX_BATCH`) commits - one fsync for everyone in the batch - and wakes the others.
   Nobody returns before the COMMIT that holds its writes has returned, so what a caller was
@@ -106,7 +107,7 @@ class GroupWriter:
             outer, self._local.events = self._local.events, None  # its events: appended inline
             self._local.depth += 1
             try:
-                with _savepoint_unit(self._conn, self._local.depth) as unit:
+                with _run_unit(self._conn, _SAVEPOINT.format(self._local.depth)) as unit:
                     yield unit
             finally:
                 self._local.depth -= 1
@@ -130,22 +131,36 @@ class GroupWriter:
         self._local.depth = 1
         events: list[dict[str, Any]] = []
         self._local.events = events
+        # The first unit of a batch needs no savepoint: the transaction holds nothing else, so
+        # if the unit fails the whole of it is rolled back and the next unit opens a new batch.
+        # Two statements fewer (round trips, on PostgreSQL) for every uncontended request.
+        first = batch.members == 0
+        failed_first = False
         try:
-            with _savepoint_unit(conn, 1) as unit:
+            with _run_unit(conn, None if first else _SAVEPOINT.format(1)) as unit:
                 yield unit
             batch.events.extend(events)  # only a unit whose savepoint was released
+        except BaseException:
+            failed_first = first
+            raise
         finally:
             self._local.inside = False
             self._local.events = None
-            batch.members += 1
-            if self._waiting == 0 or batch.members >= MAX_BATCH:
+            if failed_first:
                 try:
-                    self._commit(batch)
+                    self._abandon(batch)
                 finally:
                     self._mutex.release()
             else:
-                self._mutex.release()
-                batch.done.wait()
+                batch.members += 1
+                if self._waiting == 0 or batch.members >= MAX_BATCH:
+                    try:
+                        self._commit(batch)
+                    finally:
+                        self._mutex.release()
+                else:
+                    self._mutex.release()
+                    batch.done.wait()
         if batch.failed is not None:
             raise StorageError("the database did not commit this change; try again") from None
 
@@ -206,6 +221,21 @@ class GroupWriter:
             self._unlock()
             batch.done.set()
 
+    def _abandon(self, batch: _Batch) -> None:
+        """Roll the open batch back - it holds nothing but its failed first unit - and close
+        it."""
+        conn = self._conn
+        assert conn is not None
+        self._conn, self._batch = None, None
+        try:
+            conn.rollback()
+        except Exception:  # noqa: BLE001 - the connection is discarded below anyway
+            conn.invalidate()
+        finally:
+            conn.close()
+            self._unlock()
+            batch.done.set()
+
     def _unlock(self) -> None:
         if self._lock_fd is not None:
             fd, self._lock_fd = self._lock_fd, None
@@ -241,15 +271,17 @@ _SAVEPOINT = "custody_unit_{}"
 
 
 @contextmanager
-def _savepoint_unit(conn: Connection, depth: int) -> Iterator[Unit]:
-    """Run a unit of work in a SAVEPOINT of ``conn``'s transaction: released when the block
-    ends, rolled back to when it raises.
+def _run_unit(conn: Connection, savepoint: str | None) -> Iterator[Unit]:
+    """Run a unit of work in ``conn``'s transaction, in the SAVEPOINT named ``savepoint`` if
+    given: released when the block ends, rolled back to when it raises. (Without one, the
+    caller rolls back the whole transaction if the unit fails.)
 
     The savepoint statements go straight to the driver: SQLAlchemy's own (``begin_nested``)
     cost some 70 microseconds of Python a unit. SQLAlchemy need not know of this savepoint:
     the unit's Session nests its own inside and releases or rolls it back first."""
-    name = _SAVEPOINT.format(depth)
-    run_sql(conn, f"SAVEPOINT {name}")
+    name = savepoint
+    if name is not None:
+        run_sql(conn, f"SAVEPOINT {name}")
     unit = Unit(conn)
     try:
         yield unit
@@ -257,6 +289,8 @@ def _savepoint_unit(conn: Connection, depth: int) -> Iterator[Unit]:
             unit.session.commit()  # flushes, releases the Session's savepoint
     except BaseException:
         unit.session.close()  # rolls the Session's savepoint back, if it began
+        if name is None:
+            raise
         try:
             run_sql(conn, f"ROLLBACK TO SAVEPOINT {name}")
             run_sql(conn, f"RELEASE SAVEPOINT {name}")
@@ -268,4 +302,5 @@ def _savepoint_unit(conn: Connection, depth: int) -> Iterator[Unit]:
             conn.invalidate()
         raise
     unit.session.close()
-    run_sql(conn, f"RELEASE SAVEPOINT {name}")
+    if name is not None:
+        run_sql(conn, f"RELEASE SAVEPOINT {name}")
