@@ -15,7 +15,7 @@ import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from sqlalchemy import Connection, CursorResult, Table, bindparam, insert, or_, select, update
@@ -48,9 +48,28 @@ DEFAULT_LENGTH = 24
 DEFAULT_CHARSET = "full"
 
 
+class LeaseRecord(NamedTuple):
+    """A lease as check-out and a plain check-in return it: its columns, as the ORM would load
+    them. Not an ORM instance: building one costs more than the statement that stores it."""
+
+    id: str
+    secret_id: str
+    client_id: str
+    user_id: str | None
+    holder: str
+    reason: str | None
+    ticket: str | None
+    version: int
+    exclusive: bool
+    created_at: datetime
+    expires_at: datetime
+    released_at: datetime | None = None
+    release_kind: str | None = None
+
+
 @dataclass(frozen=True)
 class CheckedOut:
-    lease: Lease
+    lease: LeaseRecord
     secret: RevealedSecret
 
 
@@ -97,7 +116,7 @@ def checkout(
         user = _user(ctx)
         if user is None or not verify_fresh_totp(ctx, user, totp_code):
             raise Forbidden("this secret is sensitive: give a fresh TOTP code", field="totp")
-    lease = Lease(
+    lease = LeaseRecord(
         id=new_id(),
         secret_id=found.secret_id,
         client_id=found.client_id,
@@ -109,10 +128,8 @@ def checkout(
         exclusive=found.exclusive,
         created_at=now,
         expires_at=now + ttl,
-        released_at=None,
-        release_kind=None,
     )
-    _INSERT_LEASE.rowcount(conn, {k: getattr(lease, k) for k in _LEASE_COLUMNS})
+    _INSERT_LEASE.rowcount(conn, lease._asdict())
     if found.exclusive:
         claimed = _CLAIM.rowcount(
             conn,
@@ -327,7 +344,7 @@ def checkin(
     new_value: str | None = None,
     generate: bool = False,
     now: datetime | None = None,
-) -> tuple[Lease, int | None, str | None]:
+) -> tuple[Lease | LeaseRecord, int | None, str | None]:
     """End a lease. Returns (lease, new version or None, generated value or None).
 
     A rotate-after-use secret must come back with a new value (given or generated); a given
@@ -397,7 +414,7 @@ _RELEASE_HOLD = DirectStatement(
 )
 
 
-def _plain_checkin(ctx: Context, lease_id: str, now: datetime) -> Lease | None:
+def _plain_checkin(ctx: Context, lease_id: str, now: datetime) -> LeaseRecord | None:
     """Check-in without a new value, in Core statements run on the driver (vault.db.direct):
     one SELECT (lease + secret), the
     conditional UPDATE that ends the lease (so two concurrent check-ins end it once), the
@@ -419,7 +436,7 @@ def _plain_checkin(ctx: Context, lease_id: str, now: datetime) -> Lease | None:
         raise Conflict("the lease was already ended", field="lease")
     if row.exclusive:
         _RELEASE_HOLD.rowcount(conn, {"secret_id": row.secret_id, "lease_id": lease_id})
-    lease = Lease(
+    lease = LeaseRecord(
         **{name: getattr(row, name) for name in _LEASE_COLUMNS},
         released_at=now,
         release_kind="checkin",
