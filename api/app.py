@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -92,25 +93,15 @@ def create_app(
     )
     app.state.custody = state
     errors.install(app)
-    for router in (
-        system.router,
-        auth.router,
-        users.router,
-        clients.router,
-        secrets.router,
-        leases.router,
-        *inventory.routers,
-        reports.router,
-        takeover.router,
-        escrow.router,
-        export.router,
-        imports.router,
-        takeover.notices_router,
-        log_routes.router,
-        requests_routes.router,
-    ):
+    # FastAPI tries the routers in the order they were included, and every route of each, on
+    # every request: the check-out path's two routers go first (behind the others, matching
+    # cost a tenth of a check-out's CPU). No path of theirs is also a path of a router they
+    # overtake (tests/api/test_routing.py), so the order decides nothing else; the API is still
+    # documented in the order of API_ROUTERS.
+    for router in sorted(API_ROUTERS, key=lambda router: router not in HOT_ROUTERS):
         # every route documents the one error shape, for each status it may answer with
         app.include_router(router, responses=errors.RESPONSES)
+    _document_in_order(app, API_ROUTERS)
     app.include_router(ui_router)
     if not state.require_totp:
         log.warning(
@@ -128,6 +119,49 @@ def create_app(
     )
     app.add_middleware(SecurityHeaders)
     return app
+
+
+#: the JSON API's routers, in the order its documentation lists them
+API_ROUTERS: tuple[APIRouter, ...] = (
+    system.router,
+    auth.router,
+    users.router,
+    clients.router,
+    secrets.router,
+    leases.router,
+    *inventory.routers,
+    reports.router,
+    takeover.router,
+    escrow.router,
+    export.router,
+    imports.router,
+    takeover.notices_router,
+    log_routes.router,
+    requests_routes.router,
+)
+#: the routers of check-out and check-in: matched first
+HOT_ROUTERS = (secrets.router, leases.router)
+
+
+def _document_in_order(app: FastAPI, routers: tuple[APIRouter, ...]) -> None:
+    """List the OpenAPI schema's paths in the order of ``routers``, whatever order they were
+    included in."""
+    generate = app.openapi
+    order: dict[str, int] = {}
+    for router in routers:
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                order.setdefault(route.path, len(order))
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        paths = schema.get("paths", {})
+        listed = sorted(paths, key=lambda path: order.get(path, len(order)))
+        if list(paths) != listed:
+            schema["paths"] = {path: paths[path] for path in listed}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _sweep_leases(state: ServerState) -> None:

@@ -144,13 +144,18 @@ async def _caller(request: Request, state: ServerState, *, full: bool) -> Caller
     return Caller(state=state, request=request, full=full)
 
 
-async def full_caller(request: Request, state: StateDep) -> Caller:
-    return await _caller(request, state, full=True)
+# The state comes from the app here rather than through StateDep: every API request resolves
+# these, and FastAPI resolves a sub-dependency with a whole step of its own (query string,
+# cookies, cache key).
 
 
-async def enrolling_caller(request: Request, state: StateDep) -> Caller:
+async def full_caller(request: Request) -> Caller:
+    return await _caller(request, request.app.state.custody, full=True)
+
+
+async def enrolling_caller(request: Request) -> Caller:
     """Also accepts the short-lived token of a first sign-in, to enrol TOTP."""
-    return await _caller(request, state, full=False)
+    return await _caller(request, request.app.state.custody, full=False)
 
 
 CallerDep = Annotated[Caller, Depends(full_caller)]

@@ -46,12 +46,19 @@ class Store:
     @contextmanager
     def write_session(self) -> Iterator[Session]:
         """One write transaction (a savepoint of a group commit on SQLite)."""
+        with self._write_unit() as (session, _connection):
+            yield session
+
+    @contextmanager
+    def _write_unit(self) -> Iterator[tuple[Session, Connection | None]]:
+        """One write transaction: its Session, and its Connection for Core statements when
+        there is one apart from the Session (a unit of work of the group commit)."""
         if self.writer is not None:
-            with self.writer.session() as session:
-                yield session
+            with self.writer.unit() as unit:
+                yield unit.session, unit.connection
         else:
             with self.session() as session, session.begin():
-                yield session
+                yield session, None
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -64,15 +71,15 @@ class Store:
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:
-        """A connection for one consistent read: on PostgreSQL in autocommit (a single
-        statement is its own snapshot: no BEGIN/COMMIT round trips), on SQLite a read
-        transaction (no write lock)."""
-        if self.engine.dialect.name == "sqlite":
-            with self._read_engine.connect() as conn, conn.begin():
-                yield conn
-        else:
-            with self._autocommit_engine.connect() as conn:
-                yield conn
+        """A connection for one consistent read: a single statement, which is its own
+        snapshot. On PostgreSQL in autocommit (no BEGIN/COMMIT round trips); on SQLite a
+        direct statement (vault.db.direct) runs in autocommit too, and one through SQLAlchemy
+        in a read transaction that takes no write lock."""
+        engine = (
+            self._read_engine if self.engine.dialect.name == "sqlite" else self._autocommit_engine
+        )
+        with engine.connect() as conn:
+            yield conn
 
     def meta(self) -> VaultMeta:
         with self.session() as session:
@@ -106,7 +113,7 @@ class Store:
 
         ``actor`` is a Principal, or a plain name for the local operator."""
         principal = actor if isinstance(actor, Principal) else Principal.operator(actor)
-        with self.write_session() as session:
+        with self._write_unit() as (session, connection):
             ctx = Context(
                 session=session,
                 actor=principal.name,
@@ -114,6 +121,7 @@ class Store:
                 principal=principal,
                 source=source,
                 pending_events=[],
+                core_connection=connection,
             )
             yield ctx
             # The audit events join the log last, so the log head stays locked only while
@@ -122,7 +130,7 @@ class Store:
                 if self.writer is not None and self.writer.defers_events:
                     self.writer.defer(ctx.pending_events)  # appended at the batch's commit
                 else:
-                    auditlog.append(session, ctx.pending_events)
+                    auditlog.append(ctx.connection(), ctx.pending_events)
                 ctx.pending_events.clear()
 
 

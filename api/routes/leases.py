@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from api.deps import CallerDep
 from api.schemas import CheckinRequest, CheckinResponse, LeasePublic, SecretPublic
 from api.views import lease as lease_view
+from api.views import model_answer
 from api.views import secret as secret_view
 from vault.services import checkout
 
@@ -28,7 +29,7 @@ def rotation_due(caller: CallerDep) -> list[dict[str, object]]:
 
 
 @router.post("/{lease_id}/checkin", response_model=CheckinResponse)
-def checkin(lease_id: str, body: CheckinRequest, caller: CallerDep) -> dict[str, object]:
+def checkin(lease_id: str, body: CheckinRequest, caller: CallerDep) -> Response:
     with caller.transaction() as ctx:
         lease, version, generated = checkout.checkin(
             ctx,
@@ -36,7 +37,8 @@ def checkin(lease_id: str, body: CheckinRequest, caller: CallerDep) -> dict[str,
             new_value=body.new_value.get_secret_value() if body.new_value is not None else None,
             generate=body.generate,
         )
-        return {"lease": lease_view(lease), "new_version": version, "generated_value": generated}
+        answer = {"lease": lease_view(lease), "new_version": version, "generated_value": generated}
+    return model_answer(answer)  # rendered once committed, as FastAPI would
 
 
 @router.post("/{lease_id}/release", response_model=LeasePublic)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from api.deps import CallerDep
 from api.schemas import (
@@ -18,6 +18,7 @@ from api.schemas import (
     VersionPublic,
 )
 from api.views import lease as lease_view
+from api.views import model_answer
 from api.views import secret as secret_view
 from vault.services import checkout, inventory, secrets
 from vault.services.clients import get_client
@@ -109,9 +110,7 @@ def versions(client: str, secret: str, caller: CallerDep) -> list[dict[str, obje
 
 
 @router.post("/{secret}/checkout", response_model=CheckoutResponse)
-def checkout_secret(
-    client: str, secret: str, body: CheckoutRequest, caller: CallerDep
-) -> dict[str, object]:
+def checkout_secret(client: str, secret: str, body: CheckoutRequest, caller: CallerDep) -> Response:
     """Check a secret out: needs a reason or ticket; opens a lease; returns the value once."""
     with caller.transaction() as ctx:
         out = checkout.checkout(
@@ -123,7 +122,8 @@ def checkout_secret(
             ttl=timedelta(seconds=body.ttl_seconds) if body.ttl_seconds else None,
             totp_code=body.totp,
         )
-        return {"lease": lease_view(out.lease), **out.secret.as_dict()}
+        answer = {"lease": lease_view(out.lease), **out.secret.as_dict()}
+    return model_answer(answer)  # rendered once committed, as FastAPI would
 
 
 @router.post("/{secret}/totp", response_model=TotpCode)

@@ -37,6 +37,34 @@ def test_checkout_checkin_round_trip(cast: Cast) -> None:
     assert again.status_code == 409
 
 
+def test_checkout_and_checkin_answer_their_response_models_rendered_by_pydantic(
+    cast: Cast,
+) -> None:
+    """The two routes render their answers themselves (api.views.model_answer): exactly the
+    bytes FastAPI would render through the declared response model."""
+    from pydantic import TypeAdapter
+
+    from api.schemas import CheckinResponse, CheckoutResponse
+
+    def rendered(model: type, body: bytes) -> bytes:
+        adapter: TypeAdapter[object] = TypeAdapter(model)
+        return adapter.dump_json(adapter.validate_json(body))
+
+    headers = cast.headers("cons_a")
+    out = cast.api.post(
+        _url(cast, "Router", "checkout"),
+        headers=headers,
+        json={"reason": 'Zürich \u2028 "quoted"\n\t </script> \U0001f511', "ttl_seconds": 61},
+    )
+    assert out.status_code == 200 and out.headers["content-type"] == "application/json"
+    assert out.content == rendered(CheckoutResponse, out.content)
+    lease = out.json()["lease"]
+    back = cast.api.post(f"/leases/{lease['id']}/checkin", headers=headers, json={})
+    assert back.status_code == 200 and back.headers["content-type"] == "application/json"
+    assert back.content == rendered(CheckinResponse, back.content)
+    assert back.json()["lease"]["created_at"] == lease["created_at"]
+
+
 def test_exclusive_conflict_names_holder(cast: Cast) -> None:
     admin = cast.headers("admin")
     cast.api.patch(_url(cast, "Router"), headers=admin, json={"exclusive": True})

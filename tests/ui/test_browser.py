@@ -222,7 +222,9 @@ def test_consultant_checks_a_secret_out_and_back_in(
     page.get_by_role("button", name="Check out").click()
     value = page.locator("#secret-value")
     assert value.inner_text() == "r0uter-Admin-2024!"
-    assert page.get_by_role("button", name="Copy").is_visible()
+    copy = page.get_by_role("button", name="Copy")
+    copy.wait_for(state="visible", timeout=5000)  # portal.js unhides it once the page loaded
+    assert copy.is_visible()
     shot(page, "consultant-checkout")
     page.clock.run_for(31_000)
     assert value.inner_text() == "(hidden)"

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 
+from vault.db.direct import run_sql
 from vault.errors import NotInitialized, SchemaError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -75,7 +76,9 @@ def _configure_sqlite(engine: Engine, *, read_only: bool) -> None:
         # then fail to upgrade to a write lock (SQLITE_BUSY mid-transaction). Transactions
         # marked read-only (Store.read_session) take no lock: WAL readers never wait.
         readonly = read_only or conn.get_execution_options().get(READ_ONLY_OPTION, False)
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        # On the driver: every write batch begins here, and exec_driver_sql would cost it
+        # more Python than the BEGIN itself.
+        run_sql(conn, "BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def sqlite_lock_path(engine: Engine) -> str | None:

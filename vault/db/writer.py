@@ -10,9 +10,11 @@ share a transaction:
   ``<database>-writer`` so that several server processes hand the write lock to each other,
   woken by the kernel the moment it is released, instead of polling in SQLite's busy
   handler, which sleeps up to 100 ms at a time);
-* each unit of work runs in a SAVEPOINT of that transaction, in a Session of its own: its
-  failure rolls back only its own writes (``ROLLBACK TO``), exactly as a transaction of its own
-  would;
+* each unit of work runs in a SAVEPOINT of that transaction (a :class:`Unit`: the Connection
+  for Core statements, and a Session of its own that begins - in a nested SAVEPOINT - only if
+  the unit uses the ORM): its failure rolls back only its own writes (``ROLLBACK TO``), exactly
+  as a transaction of its own would. The first unit of a batch needs no savepoint: if it fails,
+  the transaction - holding nothing else - is rolled back and the next unit begins a new one;
 * the thread that finishes while nobody else is waiting for the mutex (or that fills the batch
   to :data:`MAX_BATCH`) commits - one fsync for everyone in the batch - and wakes the others.
   Nobody returns before the COMMIT that holds its writes has returned, so what a caller was
@@ -35,6 +37,7 @@ COMMIT itself fails (disk full, I/O error) every unit in the batch fails with
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -45,7 +48,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
+from vault.db.direct import run_sql
 from vault.errors import StorageError
+
+log = logging.getLogger("custody.db")
 
 #: most units of work per commit (bounds the latency a batch adds to its first member)
 MAX_BATCH = 64
@@ -88,14 +94,23 @@ class GroupWriter:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A Session whose writes are committed (durably) before this block's exit returns."""
+        with self.unit() as unit:
+            yield unit.session
+
+    @contextmanager
+    def unit(self) -> Iterator[Unit]:
+        """A unit of work whose writes are committed (durably) before this block's exit
+        returns."""
         if getattr(self._local, "inside", False):
             # Nested in a unit of work of this thread: a savepoint of the same batch.
             assert self._conn is not None
             outer, self._local.events = self._local.events, None  # its events: appended inline
+            self._local.depth += 1
             try:
-                with _savepoint_session(self._conn) as session:
-                    yield session
+                with _run_unit(self._conn, _SAVEPOINT.format(self._local.depth)) as unit:
+                    yield unit
             finally:
+                self._local.depth -= 1
                 self._local.events = outer
             return
         with self._counter:
@@ -113,24 +128,39 @@ class GroupWriter:
         conn = self._conn
         assert batch is not None and conn is not None
         self._local.inside = True
+        self._local.depth = 1
         events: list[dict[str, Any]] = []
         self._local.events = events
+        # The first unit of a batch needs no savepoint: the transaction holds nothing else, so
+        # if the unit fails the whole of it is rolled back and the next unit opens a new batch.
+        # Two statements fewer (round trips, on PostgreSQL) for every uncontended request.
+        first = batch.members == 0
+        failed_first = False
         try:
-            with _savepoint_session(conn) as session:
-                yield session
+            with _run_unit(conn, None if first else _SAVEPOINT.format(1)) as unit:
+                yield unit
             batch.events.extend(events)  # only a unit whose savepoint was released
+        except BaseException:
+            failed_first = first
+            raise
         finally:
             self._local.inside = False
             self._local.events = None
-            batch.members += 1
-            if self._waiting == 0 or batch.members >= MAX_BATCH:
+            if failed_first:
                 try:
-                    self._commit(batch)
+                    self._abandon(batch)
                 finally:
                     self._mutex.release()
             else:
-                self._mutex.release()
-                batch.done.wait()
+                batch.members += 1
+                if self._waiting == 0 or batch.members >= MAX_BATCH:
+                    try:
+                        self._commit(batch)
+                    finally:
+                        self._mutex.release()
+                else:
+                    self._mutex.release()
+                    batch.done.wait()
         if batch.failed is not None:
             raise StorageError("the database did not commit this change; try again") from None
 
@@ -191,6 +221,21 @@ class GroupWriter:
             self._unlock()
             batch.done.set()
 
+    def _abandon(self, batch: _Batch) -> None:
+        """Roll the open batch back - it holds nothing but its failed first unit - and close
+        it."""
+        conn = self._conn
+        assert conn is not None
+        self._conn, self._batch = None, None
+        try:
+            conn.rollback()
+        except Exception:  # noqa: BLE001 - the connection is discarded below anyway
+            conn.invalidate()
+        finally:
+            conn.close()
+            self._unlock()
+            batch.done.set()
+
     def _unlock(self) -> None:
         if self._lock_fd is not None:
             fd, self._lock_fd = self._lock_fd, None
@@ -208,11 +253,54 @@ def _healthy(conn: Connection) -> bool:
     return status is None or int(status) in (0, 2)
 
 
+class Unit:
+    """One unit of work: ``connection`` for Core statements (the hot paths run theirs on it
+    directly), ``session`` for the ORM. Both write in the unit's savepoint."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        # Created now (a few microseconds) but it begins - a SAVEPOINT of its own inside the
+        # unit's, SQLAlchemy's unit-of-work bookkeeping - only when first used: a unit that
+        # runs Core statements alone never pays for it (a hundred microseconds or more).
+        self.session = Session(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        )
+
+
+_SAVEPOINT = "custody_unit_{}"
+
+
 @contextmanager
-def _savepoint_session(conn: Connection) -> Iterator[Session]:
-    session = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+def _run_unit(conn: Connection, savepoint: str | None) -> Iterator[Unit]:
+    """Run a unit of work in ``conn``'s transaction, in the SAVEPOINT named ``savepoint`` if
+    given: released when the block ends, rolled back to when it raises. (Without one, the
+    caller rolls back the whole transaction if the unit fails.)
+
+    The savepoint statements go straight to the driver: SQLAlchemy's own (``begin_nested``)
+    cost some 70 microseconds of Python a unit. SQLAlchemy need not know of this savepoint:
+    the unit's Session nests its own inside and releases or rolls it back first."""
+    name = savepoint
+    if name is not None:
+        run_sql(conn, f"SAVEPOINT {name}")
+    unit = Unit(conn)
     try:
-        with session.begin():
-            yield session
-    finally:
-        session.close()
+        yield unit
+        if unit.session.in_transaction():
+            unit.session.commit()  # flushes, releases the Session's savepoint
+    except BaseException:
+        unit.session.close()  # rolls the Session's savepoint back, if it began
+        if name is None:
+            raise
+        try:
+            run_sql(conn, f"ROLLBACK TO SAVEPOINT {name}")
+            run_sql(conn, f"RELEASE SAVEPOINT {name}")
+        except Exception:  # noqa: BLE001 - the unit's own error is the one to report
+            # The database lost the transaction (SQLite rolls it all back on an I/O error or
+            # a full disk; a broken connection): drop the connection, so that the batch's
+            # COMMIT fails every unit rather than keep any part of this one.
+            log.warning("could not roll back to %s; failing the batch", name, exc_info=True)
+            conn.invalidate()
+        raise
+    unit.session.close()
+    if name is not None:
+        run_sql(conn, f"RELEASE SAVEPOINT {name}")

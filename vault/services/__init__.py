@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -59,10 +59,21 @@ class Context:
     #: audit events waiting to be appended to the log when the transaction commits
     #: (``Store.context`` sets it; None appends at once)
     pending_events: list[dict[str, Any]] | None = None
+    #: the transaction's Connection, when the caller has one apart from the Session (a unit of
+    #: work of ``Store.context``); see :meth:`connection`
+    core_connection: Connection | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.principal is None:
             self.principal = Principal.operator(self.actor)
+
+    def connection(self) -> Connection:
+        """The transaction's Connection, for Core statements: the unit of work's own when it
+        has one, so that a service that needs no ORM never begins the Session (its savepoint
+        and bookkeeping cost more than the statements of a check-out); else the Session's."""
+        if self.core_connection is not None:
+            return self.core_connection
+        return self.session.connection()
 
     def keyring(self) -> KeyRing:
         if self.keys is None:

@@ -15,11 +15,12 @@ import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from sqlalchemy import Connection, CursorResult, Table, bindparam, insert, or_, select, update
 
+from vault.db.direct import DirectStatement
 from vault.db.models import Client, Lease, Reveal, Secret, SecretVersion, User, new_id, utcnow
 from vault.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vault.services import Context, audit
@@ -47,9 +48,28 @@ DEFAULT_LENGTH = 24
 DEFAULT_CHARSET = "full"
 
 
+class LeaseRecord(NamedTuple):
+    """A lease as check-out and a plain check-in return it: its columns, as the ORM would load
+    them. Not an ORM instance: building one costs more than the statement that stores it."""
+
+    id: str
+    secret_id: str
+    client_id: str
+    user_id: str | None
+    holder: str
+    reason: str | None
+    ticket: str | None
+    version: int
+    exclusive: bool
+    created_at: datetime
+    expires_at: datetime
+    released_at: datetime | None = None
+    release_kind: str | None = None
+
+
 @dataclass(frozen=True)
 class CheckedOut:
-    lease: Lease
+    lease: LeaseRecord
     secret: RevealedSecret
 
 
@@ -70,16 +90,17 @@ def checkout(
 ) -> CheckedOut:
     """Open a lease and reveal the current version.
 
-    The hot path of the API, in Core statements built once (no ORM unit of work): one SELECT
-    for client + secret + current version, the lease INSERT, the exclusive claim (a conditional
-    UPDATE) when the secret is exclusive, the reveal upsert, and the audit event."""
+    The hot path of the API, in Core statements compiled once and run on the driver
+    (vault.db.direct; no ORM unit of work): one SELECT for client + secret + current version,
+    the lease INSERT, the exclusive claim (a conditional UPDATE) when the secret is exclusive,
+    the reveal upsert, and the audit event."""
     ctx.require("admin", "consultant")
     now = now or utcnow()
     reason = optional_text(reason, "reason", max_length=1000)
     ticket = optional_text(ticket, "ticket", max_length=200)
     if not reason and not ticket:
         raise InvalidInput("a check-out needs a reason or a ticket reference", field="reason")
-    conn = ctx.session.connection()
+    conn = ctx.connection()
     found = _find_current(ctx, conn, client_name, title)
     limit = timedelta(seconds=found.max_lease_seconds) if found.max_lease_seconds else MAX_LEASE
     ttl = DEFAULT_LEASE if ttl is None else ttl
@@ -95,7 +116,7 @@ def checkout(
         user = _user(ctx)
         if user is None or not verify_fresh_totp(ctx, user, totp_code):
             raise Forbidden("this secret is sensitive: give a fresh TOTP code", field="totp")
-    lease = Lease(
+    lease = LeaseRecord(
         id=new_id(),
         secret_id=found.secret_id,
         client_id=found.client_id,
@@ -107,25 +128,20 @@ def checkout(
         exclusive=found.exclusive,
         created_at=now,
         expires_at=now + ttl,
-        released_at=None,
-        release_kind=None,
     )
-    conn.execute(_INSERT_LEASE, {k: getattr(lease, k) for k in _LEASE_COLUMNS})
+    _INSERT_LEASE.rowcount(conn, lease._asdict())
     if found.exclusive:
-        claimed = cast(
-            CursorResult[Any],
-            conn.execute(
-                _CLAIM,
-                {
-                    "secret_id": found.secret_id,
-                    "now": now,
-                    "lease_id": lease.id,
-                    "until": lease.expires_at,
-                },
-            ),
-        ).rowcount
+        claimed = _CLAIM.rowcount(
+            conn,
+            {
+                "secret_id": found.secret_id,
+                "now": now,
+                "lease_id": lease.id,
+                "until": lease.expires_at,
+            },
+        )
         if claimed != 1:
-            holder = conn.execute(_HOLDER, {"secret_id": found.secret_id}).first()
+            holder = _HOLDER.first(conn, {"secret_id": found.secret_id})
             who = holder.holder if holder else "another user"
             until = holder.expires_at.isoformat(timespec="seconds") if holder else "soon"
             raise Conflict(f"{found.title!r} is checked out by {who} until {until}", field="title")
@@ -133,8 +149,8 @@ def checkout(
     secret = _secret_ref(found)
     revealed = reveal_version(ctx.keyring().cipher(client), client, secret, _version_ref(found))
     if user_id is not None:
-        conn.execute(
-            _reveal_upsert(conn.dialect.name),
+        _REVEAL.rowcount(
+            conn,
             {
                 "id": new_id(),
                 "user_id": user_id,
@@ -144,7 +160,7 @@ def checkout(
             },
         )
     if found.rotate_after_use and not found.needs_rotation:
-        conn.execute(_MARK_ROTATION, {"secret_id": found.secret_id})
+        _MARK_ROTATION.rowcount(conn, {"secret_id": found.secret_id})
     audit.record(
         ctx,
         "secret.checkout",
@@ -181,7 +197,7 @@ _LEASE_COLUMNS = (
 )
 
 #: client + secret + its current version, by id or by (normalised) name - one statement
-_FIND_CURRENT = (
+_FIND_CURRENT = DirectStatement(
     select(
         _CLIENTS.c.id.label("client_id"),
         _CLIENTS.c.name.label("client_name"),
@@ -216,8 +232,10 @@ _FIND_CURRENT = (
         or_(_SECRETS.c.id == bindparam("secret"), _SECRETS.c.title_key == bindparam("title_key")),
     )
 )
-_INSERT_LEASE = insert(_LEASES)
-_CLAIM = (
+_INSERT_LEASE = DirectStatement(
+    insert(_LEASES).values({name: bindparam(name) for name in _LEASE_COLUMNS})
+)
+_CLAIM = DirectStatement(
     update(_SECRETS)
     .where(
         _SECRETS.c.id == bindparam("secret_id"),
@@ -225,40 +243,38 @@ _CLAIM = (
     )
     .values(held_by_lease_id=bindparam("lease_id"), held_until=bindparam("until"))
 )
-_HOLDER = (
+_HOLDER = DirectStatement(
     select(_LEASES.c.holder, _LEASES.c.expires_at)
     .select_from(_SECRETS.join(_LEASES, _LEASES.c.id == _SECRETS.c.held_by_lease_id))
     .where(_SECRETS.c.id == bindparam("secret_id"))
 )
-_MARK_ROTATION = (
+_MARK_ROTATION = DirectStatement(
     update(_SECRETS).where(_SECRETS.c.id == bindparam("secret_id")).values(needs_rotation=True)
 )
-_REVEAL_UPSERTS: dict[str, Any] = {}
 
 
 def _reveal_upsert(dialect: str) -> Any:
     """Rotation debt: one row per (user, secret, version), its last sighting updated in place -
     a single INSERT ... ON CONFLICT on both engines."""
-    statement = _REVEAL_UPSERTS.get(dialect)
-    if statement is None:
-        from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.dialects import postgresql, sqlite
 
-        module: Any = postgresql if dialect == "postgresql" else sqlite
-        values = {
-            "id": bindparam("id"),
-            "user_id": bindparam("user_id"),
-            "secret_id": bindparam("secret_id"),
-            "version": bindparam("version"),
-            "first_at": bindparam("now", type_=_REVEALS.c.first_at.type),
-            "last_at": bindparam("now", type_=_REVEALS.c.last_at.type),
-        }
-        base = module.insert(_REVEALS).values(values)
-        statement = base.on_conflict_do_update(
-            index_elements=[_REVEALS.c.user_id, _REVEALS.c.secret_id, _REVEALS.c.version],
-            set_={"last_at": base.excluded.last_at},
-        )
-        _REVEAL_UPSERTS[dialect] = statement
-    return statement
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    values = {
+        "id": bindparam("id"),
+        "user_id": bindparam("user_id"),
+        "secret_id": bindparam("secret_id"),
+        "version": bindparam("version"),
+        "first_at": bindparam("now", type_=_REVEALS.c.first_at.type),
+        "last_at": bindparam("now", type_=_REVEALS.c.last_at.type),
+    }
+    base = module.insert(_REVEALS).values(values)
+    return base.on_conflict_do_update(
+        index_elements=[_REVEALS.c.user_id, _REVEALS.c.secret_id, _REVEALS.c.version],
+        set_={"last_at": base.excluded.last_at},
+    )
+
+
+_REVEAL = DirectStatement(_reveal_upsert)
 
 
 def _client_ref(found: Any) -> Client:
@@ -289,15 +305,15 @@ def _version_ref(found: Any) -> SecretVersion:
 
 def _find_current(ctx: Context, conn: Connection, client_ref: str, secret_ref: str) -> Any:
     """Client, secret and its current version in one row (the check-out hot path)."""
-    found = conn.execute(
-        _FIND_CURRENT,
+    found = _FIND_CURRENT.first(
+        conn,
         {
             "client": client_ref,
             "client_key": name_key(client_ref),
             "secret": secret_ref,
             "title_key": name_key(secret_ref),
         },
-    ).first()
+    )
     if found is None or not ctx.principal.sees(found.client_id):
         client = get_client(ctx, client_ref)  # NotFound for unknown or out-of-scope clients
         get_secret_record(ctx, client, secret_ref)  # NotFound for an unknown secret
@@ -328,7 +344,7 @@ def checkin(
     new_value: str | None = None,
     generate: bool = False,
     now: datetime | None = None,
-) -> tuple[Lease, int | None, str | None]:
+) -> tuple[Lease | LeaseRecord, int | None, str | None]:
     """End a lease. Returns (lease, new version or None, generated value or None).
 
     A rotate-after-use secret must come back with a new value (given or generated); a given
@@ -374,7 +390,7 @@ def checkin(
     return lease, version, generated
 
 
-_OPEN_LEASE = (
+_OPEN_LEASE = DirectStatement(
     select(
         *(_LEASES.c[name] for name in (*_LEASE_COLUMNS, "released_at", "release_kind")),
         _SECRETS.c.title,
@@ -383,12 +399,12 @@ _OPEN_LEASE = (
     .select_from(_LEASES.join(_SECRETS, _SECRETS.c.id == _LEASES.c.secret_id))
     .where(_LEASES.c.id == bindparam("lease_id"))
 )
-_END_LEASE = (
+_END_LEASE = DirectStatement(
     update(_LEASES)
     .where(_LEASES.c.id == bindparam("lease_id"), _LEASES.c.released_at.is_(None))
     .values(released_at=bindparam("now"), release_kind=bindparam("kind"))
 )
-_RELEASE_HOLD = (
+_RELEASE_HOLD = DirectStatement(
     update(_SECRETS)
     .where(
         _SECRETS.c.id == bindparam("secret_id"),
@@ -398,14 +414,15 @@ _RELEASE_HOLD = (
 )
 
 
-def _plain_checkin(ctx: Context, lease_id: str, now: datetime) -> Lease | None:
-    """Check-in without a new value, in Core statements: one SELECT (lease + secret), the
+def _plain_checkin(ctx: Context, lease_id: str, now: datetime) -> LeaseRecord | None:
+    """Check-in without a new value, in Core statements run on the driver (vault.db.direct):
+    one SELECT (lease + secret), the
     conditional UPDATE that ends the lease (so two concurrent check-ins end it once), the
     release of an exclusive hold, the audit event. None when the lease is not a plain open
     lease of the caller on a secret that needs no rotation: the general path then answers
     (with the right refusal)."""
-    conn = ctx.session.connection()
-    row = conn.execute(_OPEN_LEASE, {"lease_id": lease_id}).first()
+    conn = ctx.connection()
+    row = _OPEN_LEASE.first(conn, {"lease_id": lease_id})
     if (
         row is None
         or row.released_at is not None
@@ -414,15 +431,12 @@ def _plain_checkin(ctx: Context, lease_id: str, now: datetime) -> Lease | None:
         or not ctx.principal.sees(row.client_id)
     ):
         return None
-    ended = cast(
-        CursorResult[Any],
-        conn.execute(_END_LEASE, {"lease_id": lease_id, "now": now, "kind": "checkin"}),
-    ).rowcount
+    ended = _END_LEASE.rowcount(conn, {"lease_id": lease_id, "now": now, "kind": "checkin"})
     if ended != 1:
         raise Conflict("the lease was already ended", field="lease")
     if row.exclusive:
-        conn.execute(_RELEASE_HOLD, {"secret_id": row.secret_id, "lease_id": lease_id})
-    lease = Lease(
+        _RELEASE_HOLD.rowcount(conn, {"secret_id": row.secret_id, "lease_id": lease_id})
+    lease = LeaseRecord(
         **{name: getattr(row, name) for name in _LEASE_COLUMNS},
         released_at=now,
         release_kind="checkin",

@@ -13,13 +13,14 @@ import hashlib
 import secrets as pysecrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 
 from vault.crypto.fields import FieldLocation
+from vault.db.direct import DirectStatement
 from vault.db.models import ROLES, ApiToken, Client, Grant, User, utcnow
 from vault.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from vault.services import Context, Principal, audit
@@ -530,8 +531,9 @@ def _auth_statement() -> Any:
     )
 
 
-#: token, user and grants in one statement (built once: SQLAlchemy caches its compiled form)
-_AUTH = _auth_statement()
+#: token, user and grants in one statement, run on the driver (vault.db.direct): every API
+#: request checks its token
+_AUTH = DirectStatement(_auth_statement())
 
 
 def authenticate_principal(
@@ -545,7 +547,7 @@ def authenticate_principal(
         raise Unauthenticated("sign in first (missing, expired or revoked token)")
     assert raw is not None
     now = now or utcnow()
-    rows = conn.execute(_AUTH, {"token_hash": hash_token(raw)}).all()
+    rows = _AUTH.all(conn, {"token_hash": hash_token(raw)})
     if not rows:
         raise Unauthenticated("sign in first (missing, expired or revoked token)")
     first = rows[0]
@@ -576,9 +578,15 @@ def touch_token(ctx: Context, token_id: str, last_used_at: datetime | None) -> N
     """Record a token's use - at most one write a minute per token."""
     now = utcnow()
     if last_used_at is None or now - last_used_at > timedelta(minutes=1):
-        ctx.session.execute(
-            update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
-        )
+        _TOUCH_TOKEN.rowcount(ctx.connection(), {"token_id": token_id, "now": now})
+
+
+_TOKENS = cast(Table, ApiToken.__table__)
+_TOUCH_TOKEN = DirectStatement(
+    update(_TOKENS)
+    .where(_TOKENS.c.id == bindparam("token_id"))
+    .values(last_used_at=bindparam("now"))
+)
 
 
 def create_api_token(ctx: Context, user: User, *, label: str, ttl: timedelta) -> str:

@@ -1,0 +1,165 @@
+"""Statements run on the driver (vault.db.direct) store and read exactly what SQLAlchemy would,
+and a failed unit of work of the group commit leaves nothing behind."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from tests.conftest import Vault
+from vault.db.direct import DirectStatement
+from vault.db.models import Lease, Secret
+from vault.services import clients, secrets
+
+LEASES = Lease.__table__
+SECRETS = Secret.__table__
+WHEN = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+def secret_id(vault: Vault) -> str:
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Acme")
+        return secrets.add_secret(ctx, "Acme", title="Router", value="r0uter-pass").id
+
+
+def _lease(secret_id: str, client_id: str, lease_id: str) -> dict[str, Any]:
+    return {
+        "id": lease_id,
+        "secret_id": secret_id,
+        "client_id": client_id,
+        "user_id": None,
+        "holder": "carol",
+        "reason": "fix VPN",
+        "ticket": None,
+        "version": 1,
+        "exclusive": True,
+        "created_at": WHEN,
+        "expires_at": WHEN + timedelta(hours=1),
+    }
+
+
+def test_rows_written_directly_are_stored_as_sqlalchemy_stores_them(
+    vault: Vault, secret_id: str
+) -> None:
+    columns = list(_lease(secret_id, "", "").keys())
+    direct = DirectStatement(insert(LEASES).values({c: bindparam(c) for c in columns}))
+    read = DirectStatement(
+        select(LEASES.c.id, LEASES.c.exclusive, LEASES.c.created_at, LEASES.c.released_at).where(
+            LEASES.c.secret_id == bindparam("secret_id")
+        )
+    )
+    with vault.store.engine.connect() as conn, conn.begin():
+        client_id = conn.execute(select(SECRETS.c.client_id)).scalar_one()
+        conn.execute(insert(LEASES), _lease(secret_id, client_id, "by-sqlalchemy"))
+        assert direct.rowcount(conn, _lease(secret_id, client_id, "direct")) == 1
+        # The raw stored values (SQLite: text and 0/1) are the same either way...
+        raw = conn.execute(
+            text(
+                "SELECT id, exclusive, created_at, expires_at FROM leases WHERE secret_id = :s "
+                "ORDER BY id"
+            ),
+            {"s": secret_id},
+        ).all()
+        assert raw[0][1:] == raw[1][1:]
+        # ... and read back identically, through SQLAlchemy and directly.
+        through_orm = conn.execute(
+            select(LEASES.c.id, LEASES.c.exclusive, LEASES.c.created_at, LEASES.c.released_at)
+            .where(LEASES.c.secret_id == secret_id)
+            .order_by(LEASES.c.id)
+        ).all()
+        directly = sorted(read.all(conn, {"secret_id": secret_id}))
+        assert [tuple(row) for row in through_orm] == [tuple(row) for row in directly]
+        assert directly[0].created_at == WHEN and directly[0].exclusive is True
+        assert directly[0].released_at is None
+
+
+def test_python_side_defaults_apply_as_in_sqlalchemy(vault: Vault, secret_id: str) -> None:
+    """``secrets.updated_at`` has ``onupdate=utcnow``: a direct UPDATE sets it too."""
+    mark = DirectStatement(
+        update(SECRETS).where(SECRETS.c.id == bindparam("id")).values(needs_rotation=True)
+    )
+    with vault.store.engine.connect() as conn, conn.begin():
+        before = conn.execute(select(SECRETS.c.updated_at)).scalar_one()
+        assert mark.rowcount(conn, {"id": secret_id}) == 1
+        assert mark.rowcount(conn, {"id": "no such secret"}) == 0
+        row = conn.execute(select(SECRETS.c.updated_at, SECRETS.c.needs_rotation)).one()
+    assert row.needs_rotation is True and row.updated_at > before
+
+
+def test_driver_errors_are_sqlalchemy_errors(vault: Vault, secret_id: str) -> None:
+    duplicate = DirectStatement(
+        insert(SECRETS).from_select(
+            [c.name for c in SECRETS.c], select(*SECRETS.c).where(SECRETS.c.id == bindparam("id"))
+        )
+    )
+    with vault.store.engine.connect() as conn, conn.begin():
+        with pytest.raises(IntegrityError):
+            duplicate.rowcount(conn, {"id": secret_id})
+
+
+def test_a_failed_unit_of_work_keeps_none_of_its_writes(vault: Vault, secret_id: str) -> None:
+    with pytest.raises(RuntimeError), vault.ctx() as ctx:
+        ctx.connection().execute(
+            update(SECRETS).where(SECRETS.c.id == secret_id).values(title="Renamed")
+        )
+        ctx.session.get(Secret, secret_id).url = "https://example.test"  # type: ignore[union-attr]
+        ctx.session.flush()
+        raise RuntimeError("the unit fails after writing through both")
+    with vault.store.session() as session:
+        secret = session.get(Secret, secret_id)
+        assert secret is not None and secret.title == "Router" and secret.url is None
+
+
+def test_failed_units_first_or_later_in_a_batch_keep_none_of_their_writes(
+    vault: Vault, secret_id: str
+) -> None:
+    """The first unit of a batch runs without a savepoint (its failure rolls back the whole
+    transaction), the ones after it in savepoints: either way a failed unit leaves nothing and
+    the others' writes are committed."""
+    writer = vault.store.writer
+    assert writer is not None
+
+    def rename(title: str, *, fail: bool) -> None:
+        with vault.ctx() as ctx:
+            ctx.connection().execute(
+                update(SECRETS).where(SECRETS.c.id == secret_id).values(title=title)
+            )
+            if fail:
+                raise RuntimeError("the unit fails after writing")
+
+    second_waits = threading.Event()
+
+    def first_unit() -> None:
+        with vault.ctx() as ctx:
+            ctx.connection().execute(
+                update(SECRETS).where(SECRETS.c.id == secret_id).values(url="https://a.test")
+            )
+            second_waits.set()
+            deadline = time.monotonic() + 10
+            while writer._waiting == 0 and time.monotonic() < deadline:
+                time.sleep(0.001)  # the second unit now queues behind this one, same batch
+
+    with pytest.raises(RuntimeError):
+        rename("Failed alone", fail=True)
+    commits = writer.commits
+    thread = threading.Thread(target=first_unit)
+    thread.start()
+    second_waits.wait(10)
+    with pytest.raises(RuntimeError):
+        rename("Failed second", fail=True)
+    thread.join()
+    assert writer.commits == commits + 1  # both units were in one batch
+    with vault.store.session() as session:
+        secret = session.get(Secret, secret_id)
+        assert secret is not None and secret.title == "Router"
+        assert secret.url == "https://a.test"
+    rename("Renamed", fail=False)
+    with vault.store.session() as session:
+        assert session.scalar(select(SECRETS.c.title)) == "Renamed"
