@@ -175,6 +175,17 @@ class DirectStatement:
         cursor.close()
         return count
 
+    def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run an INSERT (or UPDATE) once per set of parameters, in one driver call."""
+        form = self._form(conn)
+        values = [form.parameters(row) for row in rows]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(form.sql, cast(Any, values))
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy's handler re-raises it
+            conn._handle_dbapi_exception(exc, form.sql, values, cursor, None)
+        cursor.close()
+
     def all(self, conn: Connection, params: Mapping[str, Any] = _NO_PARAMS) -> list[Any]:
         """Run a query; its rows (named tuples: ``row.column``)."""
         form = self._form(conn)

@@ -25,7 +25,9 @@ SERVER_POOL_SIZE = 16
 
 
 def make_engine(url: str, *, create_dirs: bool = False, read_only: bool = False) -> Engine:
-    kwargs: dict[str, Any] = {}
+    # A database error's message must not carry the values bound to the statement: they can be
+    # a secret's sealed value, a user's TOTP seed or free text a user typed (principle 3).
+    kwargs: dict[str, Any] = {"hide_parameters": True}
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":

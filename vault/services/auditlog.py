@@ -31,7 +31,6 @@ import orjson
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    CursorResult,
     Engine,
     Select,
     Table,
@@ -43,12 +42,9 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.compiler import SQLCompiler
 
+from vault.db.direct import DirectStatement
 from vault.db.models import AuditEvent, LogCheckpoint, LogNode, LogState, VaultKey
 from vault.errors import Forbidden, InvalidInput, NotFound, Sealed, StorageError
 from vault.keys import KeyRing
@@ -110,16 +106,19 @@ def append(session: Session | Connection, events: Sequence[Mapping[str, Any]]) -
     """Append ``events`` (audit columns) as the next leaves; returns the new tree size.
 
     One statement moves the head in the common case: an UPDATE conditional on the head being
-    the one this process last wrote. If another process (or a rolled-back transaction) moved
-    it, the head is read under a row lock (SELECT ... FOR UPDATE) and the leaves are made again
-    from there. Either way the head row is locked until commit, so concurrent appends queue.
+    the one this process last wrote (on PostgreSQL, for a single event, the same statement
+    inserts it). If another process (or a rolled-back transaction) moved the head, it is read
+    under a row lock (SELECT ... FOR UPDATE) and the leaves are made again from there. Either
+    way the head row is locked until commit, so concurrent appends queue. The common path's
+    statements run on the driver (vault/db/direct.py): through SQLAlchemy each cost about 25 us
+    of CPU, most of an append, on a path SQLite's single writer runs one at a time.
     """
     if not events:
         return -1
     conn = session if isinstance(session, Connection) else session.connection()
-    writes = _writes_for(conn)
+    _in_transaction(conn)
     if PLAIN_TABLE_FOR_BENCHMARKS:
-        writes.insert_events([_plain_row(e) for e in events])
+        _INSERT_EVENTS.run_many(conn, [_plain_row(e) for e in events])
         return -1
     engine = conn.engine
     cached = _last_head.get(engine)
@@ -129,7 +128,14 @@ def append(session: Session | Connection, events: Sequence[Mapping[str, Any]]) -
         compact = last.copy()
         rows, nodes = _make_leaves(compact, events)
         new = compact.to_bytes()
-        moved, inserted = writes.move_head(old, compact.size, new, rows)
+        head = {"old": old, "size": compact.size, "new": new}
+        if len(rows) == 1 and conn.dialect.name == "postgresql":
+            # One round trip: the head moves and the event is inserted in one statement, or
+            # neither happens (the INSERT selects from the UPDATE's RETURNING).
+            row = {name: rows[0].get(name) for name in _EVENT_ROW}
+            moved = inserted = _MOVE_HEAD_AND_INSERT.first(conn, {**head, **row}) is not None
+        else:  # SQLite has no DML inside WITH: two statements (cheap ones on the driver)
+            moved = _MOVE_HEAD.rowcount(conn, head) == 1
     if not moved:
         head_row = conn.execute(_LOCK_HEAD).first()
         if head_row is None:
@@ -141,11 +147,22 @@ def append(session: Session | Connection, events: Sequence[Mapping[str, Any]]) -
         new = compact.to_bytes()
         conn.execute(_SET_HEAD, {"size": compact.size, "new": new})
     if not inserted:
-        writes.insert_events(rows)
+        _INSERT_EVENTS.run_many(conn, rows)
     if nodes:
-        writes.insert_nodes(nodes)
+        _INSERT_NODES.run_many(conn, nodes)
     _last_head[engine] = (new, compact)
     return compact.size
+
+
+def _in_transaction(conn: Connection) -> None:
+    """Make sure the append's statements run inside the caller's transaction: they go to the
+    driver, which SQLAlchemy's autobegin does not see."""
+    if not conn.in_transaction():
+        conn.begin()  # what SQLAlchemy's autobegin would do (BEGIN IMMEDIATE on SQLite)
+    if conn.dialect.name == "sqlite" and not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        # SQLite rolled the transaction back by itself (an I/O error, a full disk): each
+        # statement would now commit on its own, the head's move without the rest.
+        raise StorageError("the write transaction was rolled back by the database")
 
 
 def _make_leaves(
@@ -183,24 +200,30 @@ def _plain_row(event: Mapping[str, Any]) -> dict[str, Any]:
     return {**event, "seq": next(_plain_seq), "leaf_hash": b""}
 
 
-#: the statements of an append, built once (SQLAlchemy caches their compiled form)
-_MOVE_HEAD = (
+#: the statements of an append, built once
+_HEAD_MOVE = (
     update(_STATE)
     .where(_STATE.c.id == 1, _STATE.c.compact == bindparam("old"))
     .values(size=bindparam("size"), compact=bindparam("new"))
 )
+_MOVE_HEAD = DirectStatement(_HEAD_MOVE)
 _LOCK_HEAD = select(_STATE.c.size, _STATE.c.compact).where(_STATE.c.id == 1).with_for_update()
 _SET_HEAD = (
     update(_STATE).where(_STATE.c.id == 1).values(size=bindparam("size"), compact=bindparam("new"))
 )
-_INSERT_EVENTS = insert(_EVENTS)
-_INSERT_NODES = insert(_NODES)
 #: every column of an event row but the autoincremented id
 _EVENT_ROW = [c.name for c in _EVENTS.c if c.name != "id"]
-_MOVED = _MOVE_HEAD.returning(_STATE.c.id).cte("moved")
+#: an optional column a row leaves out is NULL, as in a Core INSERT of that row
+_INSERT_EVENTS = DirectStatement(
+    insert(_EVENTS).values({name: bindparam(name, None) for name in _EVENT_ROW})
+)
+_INSERT_NODES = DirectStatement(
+    insert(_NODES).values({c.name: bindparam(c.name) for c in _NODES.c})
+)
+_MOVED = _HEAD_MOVE.returning(_STATE.c.id).cte("moved")
 #: PostgreSQL: ``WITH moved AS (UPDATE head ... RETURNING id) INSERT INTO audit_events
 #: SELECT <the event> FROM moved`` - the event is written only if the head moved
-_MOVE_HEAD_AND_INSERT = (
+_MOVE_HEAD_AND_INSERT = DirectStatement(
     insert(_EVENTS)
     .from_select(
         _EVENT_ROW,
@@ -214,145 +237,6 @@ _MOVE_HEAD_AND_INSERT = (
     .add_cte(_MOVED)
     .returning(_EVENTS.c.seq)
 )
-
-
-def _writes_for(conn: Connection) -> _PostgresWrites | _SQLiteWrites:
-    if conn.dialect.name == "sqlite":
-        return _SQLiteWrites(conn)
-    return _PostgresWrites(conn)
-
-
-class _PostgresWrites:
-    """The append's common-path writes on PostgreSQL, through SQLAlchemy."""
-
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def move_head(
-        self, old: bytes, size: int, new: bytes, rows: list[dict[str, Any]]
-    ) -> tuple[bool, bool]:
-        """Move the head from ``old`` to ``new`` if it is still ``old``: (moved, rows inserted)."""
-        head = {"old": old, "size": size, "new": new}
-        if len(rows) == 1:
-            # One round trip: the head moves and the event is inserted in one statement, or
-            # neither happens (the INSERT selects from the UPDATE's RETURNING).
-            row = {name: rows[0].get(name) for name in _EVENT_ROW}
-            done = self.conn.execute(_MOVE_HEAD_AND_INSERT, {**head, **row})
-            moved = done.first() is not None
-            return moved, moved
-        result = self.conn.execute(_MOVE_HEAD, head)
-        return cast(CursorResult[Any], result).rowcount == 1, False
-
-    def insert_events(self, rows: list[dict[str, Any]]) -> None:
-        self.conn.execute(_INSERT_EVENTS, rows[0] if len(rows) == 1 else rows)
-
-    def insert_nodes(self, nodes: list[dict[str, Any]]) -> None:
-        self.conn.execute(_INSERT_NODES, nodes)
-
-
-class _SQLiteWrites:
-    """The append's common-path writes on SQLite, run on the DBAPI connection itself - in the
-    same transaction, with SQL compiled once from the statements above.
-
-    Through SQLAlchemy each statement cost about 25 us of CPU (cache lookup, events, result
-    set-up) - most of an append, on a path SQLite's single writer runs one at a time; sqlite3
-    runs them in a few microseconds from its own cache of prepared statements. SQLite has no
-    DML inside WITH, so the head move and the INSERT stay two statements (cheap ones now)."""
-
-    def __init__(self, conn: Connection) -> None:
-        if not conn.in_transaction():
-            conn.begin()  # what SQLAlchemy's autobegin would do (BEGIN IMMEDIATE)
-        self.driver = cast(Any, conn.connection.driver_connection)  # sqlite3.Connection
-        if not self.driver.in_transaction:
-            # SQLite rolled the transaction back by itself (an I/O error, a full disk): each
-            # statement would now commit on its own, the head's move without the rest.
-            raise StorageError("the write transaction was rolled back by the database")
-        self.statements = _driver_statements(conn.dialect)
-
-    def move_head(
-        self, old: bytes, size: int, new: bytes, rows: list[dict[str, Any]]
-    ) -> tuple[bool, bool]:
-        """Move the head from ``old`` to ``new`` if it is still ``old``: (moved, rows inserted)."""
-        moved = self.statements.move_head.execute(
-            self.driver, {"old": old, "size": size, "new": new}
-        )
-        return moved == 1, False
-
-    def insert_events(self, rows: list[dict[str, Any]]) -> None:
-        self.statements.insert_event.execute_many(self.driver, rows)
-
-    def insert_nodes(self, nodes: list[dict[str, Any]]) -> None:
-        self.statements.insert_node.execute_many(self.driver, nodes)
-
-
-class _DriverStatement:
-    """One statement compiled once for a dialect, to run on its DBAPI connection.
-
-    Its parameters are made as SQLAlchemy makes them: each value through its column type's bind
-    processor (on SQLite: a datetime to SQLAlchemy's text format, the detail to JSON text, bytes
-    to a blob), and values written into the statement itself (``id = 1``) taken from it; a row
-    carries every other column (an optional one it leaves out is NULL). A database error is
-    raised as SQLAlchemy would raise it (``sqlalchemy.exc.DBAPIError``), without the values."""
-
-    def __init__(
-        self, statement: ClauseElement, dialect: Dialect, columns: Sequence[str] | None = None
-    ) -> None:
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=columns))
-        self.sql = str(compiled)
-        self._error = cast(type[Exception], dialect.loaded_dbapi.Error)
-        self._parameters = [
-            (
-                name,
-                None if bind.required else bind.value,
-                bind.type.dialect_impl(dialect).bind_processor(dialect),
-            )
-            for name in compiled.positiontup or ()
-            for bind in (compiled.binds[name],)
-        ]
-
-    def parameters(self, values: Mapping[str, Any]) -> list[Any]:
-        out = []
-        for name, default, convert in self._parameters:
-            value = values.get(name, default)
-            out.append(value if convert is None else convert(value))
-        return out
-
-    def execute(self, driver: Any, values: Mapping[str, Any]) -> int:
-        """Run with one set of values; returns the number of rows changed."""
-        try:
-            return int(driver.execute(self.sql, self.parameters(values)).rowcount)
-        except self._error as exc:
-            raise self._wrapped(exc) from exc
-
-    def execute_many(self, driver: Any, rows: Sequence[Mapping[str, Any]]) -> None:
-        try:
-            driver.executemany(self.sql, [self.parameters(row) for row in rows])
-        except self._error as exc:
-            raise self._wrapped(exc) from exc
-
-    def _wrapped(self, exc: Exception) -> BaseException:
-        return DBAPIError.instance(self.sql, None, exc, self._error, hide_parameters=True)
-
-
-@dataclass(frozen=True)
-class _SQLiteStatements:
-    move_head: _DriverStatement
-    insert_event: _DriverStatement
-    insert_node: _DriverStatement
-
-
-_compiled_for: weakref.WeakKeyDictionary[Dialect, _SQLiteStatements] = weakref.WeakKeyDictionary()
-
-
-def _driver_statements(dialect: Dialect) -> _SQLiteStatements:
-    found = _compiled_for.get(dialect)
-    if found is None:
-        found = _compiled_for[dialect] = _SQLiteStatements(
-            move_head=_DriverStatement(_MOVE_HEAD, dialect),
-            insert_event=_DriverStatement(_INSERT_EVENTS, dialect, _EVENT_ROW),
-            insert_node=_DriverStatement(_INSERT_NODES, dialect, [c.name for c in _NODES.c]),
-        )
-    return found
 
 
 # --- head, key, checkpoints ------------------------------------------------------------------
