@@ -32,8 +32,12 @@ class Store:
     def __post_init__(self) -> None:
         self._read_engine = self.engine.execution_options(**{db.READ_ONLY_OPTION: True})
         self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # A batch appends its units' audit events at once, right before its COMMIT: one move
+        # of the log head per batch instead of one per unit.
         if self.writer is None and self.engine.dialect.name == "sqlite":
-            self.writer = GroupWriter(self.engine, db.sqlite_lock_path(self.engine))
+            self.writer = GroupWriter(
+                self.engine, db.sqlite_lock_path(self.engine), append_events=auditlog.append
+            )
         elif self.writer is None and self.engine.dialect.name == "postgresql":
             self.writer = GroupWriter(self.engine, None, append_events=auditlog.append)
 

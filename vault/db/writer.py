@@ -29,8 +29,11 @@ batch, and batches of other processes run their units meanwhile. (No flock: Post
 row locks. Units of two processes' batches that update the same rows in opposite orders can
 deadlock; PostgreSQL then aborts one batch and its units fail with StorageError.)
 
-Units of work in a batch see each other's writes, as consecutive transactions would. If the
-COMMIT itself fails (disk full, I/O error) every unit in the batch fails with
+On SQLite too a batch appends its units' audit events at once before its COMMIT: one move of
+the log head per batch rather than one per unit, and the leaves are hashed outside any unit.
+
+Units of work in a batch see each other's writes, as consecutive transactions would - except
+the log rows, which exist from the batch's end (on both engines). If the COMMIT itself fails (disk full, I/O error) every unit in the batch fails with
 :class:`~vault.errors.StorageError`, and none of their writes is kept.
 """
 
