@@ -143,7 +143,7 @@ def test_failed_units_first_or_later_in_a_batch_keep_none_of_their_writes(
             )
             second_waits.set()
             deadline = time.monotonic() + 10
-            while writer._waiting == 0 and time.monotonic() < deadline:
+            while writer._mutex.waiting == 0 and time.monotonic() < deadline:
                 time.sleep(0.001)  # the second unit now queues behind this one, same batch
 
     with pytest.raises(RuntimeError):
@@ -163,3 +163,37 @@ def test_failed_units_first_or_later_in_a_batch_keep_none_of_their_writes(
     rename("Renamed", fail=False)
     with vault.store.session() as session:
         assert session.scalar(select(SECRETS.c.title)) == "Renamed"
+
+
+def test_the_writer_mutex_is_handed_over_in_arrival_order() -> None:
+    """Threads queue for the group commit's mutex first come, first served: a thread that just
+    arrived never overtakes one that has waited (that starvation was the load test's p99)."""
+    import threading
+
+    from vault.db.writer import _FairLock
+
+    lock = _FairLock()
+    order: list[int] = []
+    lock.acquire()
+    threads = []
+    for i in range(8):
+
+        def take(i: int = i) -> None:
+            lock.acquire()
+            order.append(i)
+            lock.release()
+
+        thread = threading.Thread(target=take)
+        thread.start()
+        threads.append(thread)
+        deadline = time.monotonic() + 10
+        while lock.waiting < i + 1 and time.monotonic() < deadline:
+            time.sleep(0.001)  # thread i is queued before thread i + 1 starts
+    assert lock.waiting == 8
+    lock.release()
+    for thread in threads:
+        thread.join(10)
+    assert order == list(range(8))
+    assert lock.waiting == 0
+    lock.acquire()  # free again: taken at once
+    lock.release()
