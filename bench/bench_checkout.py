@@ -214,7 +214,7 @@ def run_wrk(
     assert errors is None, f"wrk saw errors: {errors.group(0)}"
     socket = re.search(r"Socket errors:.*", out)
     if socket:
-        print(f"wrk: {socket.group(0)}", file=sys.stderr)
+        print(f"wrk ({script}): {socket.group(0)}", file=sys.stderr)
     return {"rps": float(rate.group(1)), "p50": ms("50"), "p99": ms("99")}
 
 
