@@ -23,6 +23,7 @@ from api.routes import (
     export,
     imports,
     inventory,
+    keys,
     leases,
     reports,
     secrets,
@@ -136,6 +137,7 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     export.router,
     imports.router,
     takeover.notices_router,
+    keys.router,
     log_routes.router,
     requests_routes.router,
 )

@@ -366,3 +366,25 @@ class ReadinessReport(BaseModel):
     findings: list[Finding]
     skipped: list[str]
     computed_at: datetime
+
+
+class VaultKeyPublic(BaseModel):
+    """A vault identity (``identity``: an age recipient) or log key (``log``: a signed-note
+    verifier key); public parts only."""
+
+    id: str
+    purpose: str
+    public: str
+    created_at: datetime
+    retired_at: datetime | None
+
+
+class RotationPublic(BaseModel):
+    """What a key rotation did: values re-sealed, client keys re-wrapped, the new key."""
+
+    what: str
+    client: str | None
+    resealed: int
+    rewrapped: int
+    key_id: str | None
+    public: str | None

@@ -1,22 +1,28 @@
-"""Operator maintenance on the local store: key rotation, backup, restore, database log check.
+"""Operator maintenance: key listing and rotation, backup, restore, database log check.
 
-These need the host and (for rotation) the unseal passphrase, so they never run against a
-server. They are safe while a server runs on the same database: a backup reads one snapshot,
-and a rotation commits in one transaction that the server processes pick up by themselves.
+Backup, restore and the log check need the host, so they never run against a server. The key
+commands run on the local store (with the unseal passphrase) or, for an admin, against a
+server (`--server`). All are safe while a server runs on the same database: a backup reads one
+snapshot, and a rotation commits in one transaction that the server processes pick up by
+themselves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
 from cli.common import (
+    iso,
     json_option,
     operator_actor,
     print_fields,
     print_json,
+    remote,
+    remote_capable,
     settings,
     unseal,
     with_store,
@@ -31,24 +37,19 @@ def key_group() -> None:
 @key_group.command("list")
 @json_option
 @with_store
+@remote_capable
 def key_list(store: Any, as_json: bool) -> None:
     """The vault identity and log keys, current and retired (public parts only)."""
-    from sqlalchemy import select
+    from vault.services import rotation
 
-    from vault.db.models import VaultKey
-
-    with store.read_session() as session:
-        rows = session.scalars(select(VaultKey).order_by(VaultKey.created_at)).all()
-        data = [
-            {
-                "id": k.id,
-                "purpose": k.purpose,
-                "public": k.public,
-                "created_at": k.created_at.isoformat(),
-                "retired_at": k.retired_at.isoformat() if k.retired_at else None,
-            }
-            for k in rows
-        ]
+    if store is None:
+        data = remote().call("GET", "/keys")
+    else:
+        with store.read_session() as session:
+            data = [
+                {**k, "created_at": iso(k["created_at"]), "retired_at": iso(k["retired_at"])}
+                for k in rotation.list_keys(session)
+            ]
     if as_json:
         print_json(data)
         return
@@ -62,9 +63,15 @@ def rotate_group() -> None:
     """Replace a key; nothing is lost, the old key opens nothing written afterwards."""
 
 
-def _rotated(store: Any, keys: Any, result: Any, as_json: bool) -> None:
-    store.refresh_keys(keys)
-    data = result.as_dict()
+def _rotate(store: Any, path: str, rotate: Callable[[Any], Any], as_json: bool) -> None:
+    """Rotate through the server (``path``), or on the local store with ``rotate(ctx)``."""
+    if store is None:
+        data = remote().call("POST", path)
+    else:
+        keys = unseal(store)
+        with store.context(operator_actor(), keys) as ctx:
+            data = rotate(ctx).as_dict()
+        store.refresh_keys(keys)
     if as_json:
         print_json(data)
         return
@@ -75,43 +82,38 @@ def _rotated(store: Any, keys: Any, result: Any, as_json: bool) -> None:
 @click.argument("client")
 @json_option
 @with_store
+@remote_capable
 def rotate_client(store: Any, client: str, as_json: bool) -> None:
     """Give CLIENT a new client key: every sealed value is re-sealed under it and it is
     wrapped to the vault and the client's *current* escrow recipients only (run it after
     removing a recipient, so that recipient opens nothing written from now on)."""
     from vault.services import rotation
 
-    keys = unseal(store)
-    with store.context(operator_actor(), keys) as ctx:
-        result = rotation.rotate_client_key(ctx, client)
-    _rotated(store, keys, result, as_json)
+    path = f"/keys/rotate/client/{remote().client_id(client)}" if store is None else ""
+    _rotate(store, path, lambda ctx: rotation.rotate_client_key(ctx, client), as_json)
 
 
 @rotate_group.command("identity")
 @json_option
 @with_store
+@remote_capable
 def rotate_identity(store: Any, as_json: bool) -> None:
     """New vault identity; every client key is re-wrapped to it; the old one is retired."""
     from vault.services import rotation
 
-    keys = unseal(store)
-    with store.context(operator_actor(), keys) as ctx:
-        result = rotation.rotate_vault_identity(ctx)
-    _rotated(store, keys, result, as_json)
+    _rotate(store, "/keys/rotate/identity", rotation.rotate_vault_identity, as_json)
 
 
 @rotate_group.command("log")
 @json_option
 @with_store
+@remote_capable
 def rotate_log(store: Any, as_json: bool) -> None:
     """New log key. The handover checkpoint is signed by the old key and the new one, so
     verifiers that pinned the old key follow; re-pin with `custody audit key`."""
     from vault.services import rotation
 
-    keys = unseal(store)
-    with store.context(operator_actor(), keys) as ctx:
-        result = rotation.rotate_log_key(ctx)
-    _rotated(store, keys, result, as_json)
+    _rotate(store, "/keys/rotate/log", rotation.rotate_log_key, as_json)
 
 
 @click.command("backup")

@@ -90,6 +90,10 @@ ACCESS: dict[tuple[str, str], set[str]] = {
     ("POST", "/clients/{client}/export"): {"admin", "client_a"},
     ("POST", "/notices/{notice_id}/ack"): ADMIN,
     ("POST", "/clients/{client}/imports"): ADMIN,  # the body is checked after the role
+    ("GET", "/keys"): ADMIN,
+    ("POST", "/keys/rotate/client/{client}"): ADMIN,
+    ("POST", "/keys/rotate/identity"): ADMIN,
+    ("POST", "/keys/rotate/log"): ADMIN,
     # The transparency log: key, checkpoints and consistency proofs reveal no event; events,
     # their inclusion proofs and exports are read within the caller's client scope (client B's
     # contact gets its own, empty, view of the entries; A's event is "not found" to it).

@@ -79,6 +79,8 @@ def test_cli_against_server(cli_env: dict[str, str], tmp_path: Path) -> None:
         assert json.loads(_ok(remote, "lease", "list", "--json")) == []
         local_only = _run(remote, "client", "keyfile", "Acme", "--out", str(tmp_path / "k"))
         assert local_only.returncode == 2 and "local store only" in local_only.stderr
+        not_admin = _run(remote, "key", "rotate", "log")
+        assert not_admin.returncode == 2 and "may not" in not_admin.stderr
         # records work remotely too
         _ok(
             remote,
@@ -241,3 +243,30 @@ def test_audit_against_server(cli_env: dict[str, str], tmp_path: Path) -> None:
         caught = _run(remote, "audit", "watch", "--state", str(state))
         assert caught.returncode == 1, caught.stderr
         assert "truncated or rolled back" in caught.stderr and saved in caught.stdout
+
+
+def test_key_commands_against_server(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """An admin lists and rotates the vault's keys through the server; the local store sees
+    the same keys afterwards."""
+    local = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
+    local.update(cli_env, CUSTODY_CONFIG_DIR=str(tmp_path / "admin-config"))
+    _ok(local, "init")
+    _ok(local, "client", "add", "Acme")
+    _ok(local, "user", "add", "root", "--role", "admin", "--password-stdin", input=PW)
+    root = _enrol(local, "root")
+    with uvicorn_server(cli_env) as url:
+        remote = dict(local, CUSTODY_SERVER=url)
+        _ok(remote, "login", "-u", "root", "--password-stdin", "--totp", root.now(), input=PW)
+        before = json.loads(_ok(remote, "key", "list", "--json"))
+        assert sorted(k["purpose"] for k in before) == ["identity", "log"]
+        rotated = json.loads(_ok(remote, "key", "rotate", "client", "Acme", "--json"))
+        assert rotated["what"] == "client-key" and rotated["client"] == "Acme"
+        assert "public" in _ok(remote, "key", "rotate", "log")
+        after = json.loads(_ok(remote, "key", "list", "--json"))
+        missing = _run(remote, "key", "rotate", "client", "Nobody")
+        assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+    retired = [k["purpose"] for k in after if k["retired_at"] is not None]
+    assert len(after) == 3 and retired == ["log"]
+    assert [k["id"] for k in json.loads(_ok(local, "key", "list", "--json"))] == [
+        k["id"] for k in after
+    ]

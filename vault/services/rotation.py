@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
 
 from vault.crypto import age
 from vault.crypto.fields import FieldCipher, FieldLocation
@@ -64,6 +65,22 @@ class RotationResult:
             "key_id": self.key_id,
             "public": self.public,
         }
+
+
+def list_keys(session: Session) -> list[dict[str, Any]]:
+    """The vault identity and log keys, current and retired, oldest first: public parts only.
+    (Callers check the role: the API admits admins; the CLI runs on the host.)"""
+    rows = session.scalars(select(VaultKey).order_by(VaultKey.created_at)).all()
+    return [
+        {
+            "id": k.id,
+            "purpose": k.purpose,
+            "public": k.public,
+            "created_at": k.created_at,
+            "retired_at": k.retired_at,
+        }
+        for k in rows
+    ]
 
 
 def _reseal(
