@@ -37,9 +37,7 @@ MAX_ADDRESSES = 10_000
 class Buckets:
     """Token buckets by key; ``take`` answers 0 if a request may pass, else seconds to wait."""
 
-    def __init__(
-        self, per_minute: float, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, per_minute: float, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = per_minute
         self.rate = per_minute / 60.0
         self.clock = clock
@@ -61,9 +59,7 @@ class Buckets:
 
 
 class RateLimit:
-    def __init__(
-        self, app: ASGIApp, *, per_minute: float, sign_in_per_minute: float
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, per_minute: float, sign_in_per_minute: float) -> None:
         self.app = app
         self.general = Buckets(per_minute) if per_minute > 0 else None
         self.sign_in = Buckets(sign_in_per_minute) if sign_in_per_minute > 0 else None

@@ -26,9 +26,25 @@ def uvicorn_server(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
     full_env.update(env)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "api.main:app_from_env", "--host",
-         "127.0.0.1", "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
-        env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "api.main:app_from_env",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -100,9 +100,7 @@ def _rate(env: dict[str, str], name: str, default: float) -> float:
     if not 0 <= value < float("inf"):
         from vault.errors import InvalidInput
 
-        raise InvalidInput(
-            f"{name} must be requests a minute (0: no limit)", field=name
-        )
+        raise InvalidInput(f"{name} must be requests a minute (0: no limit)", field=name)
     return value
 
 

@@ -157,10 +157,26 @@ def event_vectors() -> dict[str, object]:
     }
     events = [
         dict(base, index=0),
-        dict(base, index=1, action="auth.login", outcome="denied", client_id=None,
-             subject_kind=None, subject_id=None, detail={"error": "bad_credentials"}),
-        dict(base, index=2, actor="user:zoë", detail={"reason": "Zürich \u2014 \"quoted\"\n\t",
-             "emoji": "\U0001f511", "nested": {"b": [1, -2, True, None], "a": {}}}),
+        dict(
+            base,
+            index=1,
+            action="auth.login",
+            outcome="denied",
+            client_id=None,
+            subject_kind=None,
+            subject_id=None,
+            detail={"error": "bad_credentials"},
+        ),
+        dict(
+            base,
+            index=2,
+            actor="user:zoë",
+            detail={
+                "reason": 'Zürich \u2014 "quoted"\n\t',
+                "emoji": "\U0001f511",
+                "nested": {"b": [1, -2, True, None], "a": {}},
+            },
+        ),
         dict(base, index=3, role=None, source=None, detail={"count": 9007199254740991}),
         dict(base, index=4, detail={"control": "\u0000\u001f\u007f", "empty": ""}),
     ]
