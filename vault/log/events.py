@@ -198,6 +198,11 @@ def decode(data: bytes) -> dict[str, Any]:
     return checked
 
 
+#: the header of an exported log names its format and version (docs/audit-log.md, "Export")
+EXPORT_FORMAT = "custody-audit-log"
+EXPORT_VERSION = 1
+
+
 def export_line(leaf: bytes, index: int, proof: list[bytes] | None = None) -> bytes:
     """One event line of a JSON Lines export (docs/audit-log.md, "Export"), without newline.
 

@@ -22,17 +22,23 @@ import hashlib
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from vault.log import merkle
 from vault.log.errors import LogError, NoteError
-from vault.log.events import EVENT_KEYS, EventEncodingError, encode, event_object
+from vault.log.events import (
+    EVENT_KEYS,
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    EventEncodingError,
+    encode,
+    event_object,
+)
 from vault.log.note import Checkpoint, Verifier, open_note
 
-EXPORT_FORMAT = "custody-audit-log"
-EXPORT_VERSION = 1
+_T = TypeVar("_T")
 
 
 class LogVerificationError(LogError):
@@ -427,7 +433,7 @@ def _verify_whole(
     if first is not None:
         line -= 1  # the lines before the first event line
         expected = 0
-        for batch in _batches(_chain(first, it), 4096):
+        for batch in batched(_chain(first, it), 4096):
             count = _add_lines(prefix, batch, expected, line, size)
             expected += count
             line += count
@@ -441,24 +447,25 @@ def _add_lines(prefix: _Prefix, lines: list[bytes], first: int, line: int, size:
     too_many = first + len(lines) > size
     if too_many:
         lines = lines[: size - first]
-    data = b"".join(lines)
-    leaves = _intact_leaves(data if data.endswith(b"\n") else data + b"\n", first)
+    leaves = _intact_leaves(b"".join(lines), first)
     if leaves is None:  # something is off in these lines: find and explain it
         leaves = [
             _event_leaf(_parse(raw, line + i + 1), first + i, line + i + 1)[1]
             for i, raw in enumerate(lines)
         ]
-    prefix.add([sha256(b"\x00" + leaf).digest() for leaf in leaves])
+    prefix.add(_leaf_hashes(leaves))
     if too_many:
         raise LogVerificationError(f"more events than the header's size {size}", index=size)
     return len(lines)
 
 
-def _batches(lines: Iterable[bytes], n: int) -> Iterator[list[bytes]]:
-    batch: list[bytes] = []
-    for raw in lines:
-        batch.append(raw)
-        if len(batch) == n:
+def batched(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    """``items`` in lists of ``size`` (the last one shorter), as Python 3.12's
+    ``itertools.batched``."""
+    batch: list[_T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
             yield batch
             batch = []
     if batch:
@@ -475,10 +482,11 @@ loads, dumps, _SORT_KEYS = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
 
 
 def _intact_leaves(data: bytes, first: int) -> list[bytes] | None:
-    """The leaves of ``data``, consecutive event lines each ending in a newline and numbered
-    from ``first``, if every line is intact as our exporter writes it; None as soon as one is
-    not (the caller then takes the explaining path, ``_event_leaf``, line by line, which also
-    accepts what is valid but not in this exact layout).
+    """The leaves of ``data``, consecutive event lines numbered from ``first`` (the last one's
+    newline may be missing, as at the end of a file), if every line is intact as our exporter
+    writes it; None as soon as one is not (the caller then takes the explaining path,
+    ``_event_leaf``, line by line, which also accepts what is valid but not in this exact
+    layout).
 
     The exporter writes the event member as the canonical leaf bytes themselves::
 
@@ -491,6 +499,8 @@ def _intact_leaves(data: bytes, first: int) -> list[bytes] | None:
     re-encodes the events a group at a time: ``[e1,e2,...]`` is canonical exactly when each
     ``e`` is, and one call per group costs less than one per event.
     """
+    if not data.endswith(b"\n"):
+        data += b"\n"
     leaves: list[bytes] = []
     keep = leaves.append
     find, rfind, at = data.find, data.rfind, data.startswith
@@ -533,6 +543,11 @@ def _intact_leaves(data: bytes, first: int) -> list[bytes] | None:
 
 #: events parsed and re-encoded per call in _intact_leaves (measured best between 128 and 256)
 _GROUP = 192
+
+
+def _leaf_hashes(leaves: list[bytes]) -> list[bytes]:
+    """RFC 9162 leaf hashes, inline (``merkle.leaf_hash`` per leaf is a call more per event)."""
+    return [sha256(b"\x00" + leaf).digest() for leaf in leaves]
 
 
 def _chain(first: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
@@ -657,8 +672,6 @@ def _hash_stretch(path: str, start: int, end: int, stops: list[int]) -> _Stretch
     with open(path, "rb") as fh:
         fh.seek(start)
         data = fh.read(end - start)
-    if not data.endswith(b"\n"):
-        data += b"\n"  # the file's last line may lack its newline
     try:
         first = int(data[24 : data.find(_EVENT_MEMBER, 24)])
     except ValueError:
@@ -669,7 +682,7 @@ def _hash_stretch(path: str, start: int, end: int, stops: list[int]) -> _Stretch
         if leaves is None:
             return None
         del data
-        tree = merkle.SubtreeLevels(first, [sha256(b"\x00" + leaf).digest() for leaf in leaves])
+        tree = merkle.SubtreeLevels(first, _leaf_hashes(leaves))
     finally:
         gc.enable()
     inside = stops[bisect.bisect_right(stops, first) : bisect.bisect_right(stops, tree.end)]

@@ -22,7 +22,7 @@ import io
 import itertools
 import secrets
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, TypeVar, cast
@@ -50,8 +50,16 @@ from vault.errors import Forbidden, InvalidInput, NotFound, Sealed, StorageError
 from vault.keys import KeyRing
 from vault.log import merkle
 from vault.log.errors import LogError, ProofError
-from vault.log.events import encode, event_object, export_line, format_time
+from vault.log.events import (
+    EXPORT_FORMAT,
+    EXPORT_VERSION,
+    encode,
+    event_object,
+    export_line,
+    format_time,
+)
 from vault.log.note import Checkpoint, sign_checkpoint
+from vault.log.verify import batched
 from vault.services import OPERATOR, Context, Principal
 
 #: levels of perfect subtrees kept in ``log_nodes`` (16, 256, 4096 ... leaves); the others are
@@ -61,8 +69,6 @@ _STRATUM = 4
 _T = TypeVar("_T")
 #: the roles that may read events (each within its client scope)
 READERS = ("admin", "auditor", "client")
-EXPORT_FORMAT = "custody-audit-log"
-EXPORT_VERSION = 1
 MAX_PAGE = 1000
 
 _EVENT_COLUMNS = (
@@ -709,7 +715,7 @@ def export_jsonl(
             write(orjson.dumps({"type": "checkpoint", "note": checkpoint.note}) + b"\n")
     entries = iter_entries(ctx.session, ctx.principal, filters, below=cut.size)
     count = 0
-    for batch in _batches(entries, 500):
+    for batch in batched(entries, 500):
         proofs = (
             inclusion_proofs(ctx.session, [e.index for e in batch], cut.size) if not whole else None
         )
@@ -754,14 +760,3 @@ def csv_row(entry: Entry) -> list[Any]:
         orjson.dumps(e["detail"], option=orjson.OPT_SORT_KEYS).decode("utf-8"),
         merkle.leaf_hash(entry.leaf).hex(),
     ]
-
-
-def _batches(items: Iterable[Entry], size: int) -> Iterator[list[Entry]]:
-    batch: list[Entry] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
