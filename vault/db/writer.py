@@ -236,9 +236,8 @@ class GroupWriter:
         self._conn, self._batch = conn, _Batch()
 
     def _commit(self, batch: _Batch) -> None:
-        conn = self._conn
-        assert conn is not None
-        self._conn, self._batch = None, None
+        conn = self._take_batch()
+        committed = False
         try:
             if batch.events and self.append_events is not None:
                 self.append_events(conn, batch.events)
@@ -247,29 +246,35 @@ class GroupWriter:
                 # error or a full disk; PostgreSQL after an error outside any savepoint).
                 raise StorageError("the write transaction was rolled back by the database")
             conn.commit()
+            committed = True
             self.commits += 1
             self.units += batch.members
         except BaseException as exc:
             batch.failed = exc
-            try:
-                conn.rollback()
-            except Exception:  # noqa: BLE001, S110 - the connection is discarded below anyway
-                conn.invalidate()
         finally:
-            conn.close()
-            self._unlock()
-            batch.done.set()
+            self._close(conn, batch, roll_back=not committed)
 
     def _abandon(self, batch: _Batch) -> None:
         """Roll the open batch back - it holds nothing but its failed first unit - and close
         it."""
+        self._close(self._take_batch(), batch, roll_back=True)
+
+    def _take_batch(self) -> Connection:
+        """The open batch's connection; the writer has no open batch from now on."""
         conn = self._conn
         assert conn is not None
         self._conn, self._batch = None, None
+        return conn
+
+    def _close(self, conn: Connection, batch: _Batch, *, roll_back: bool) -> None:
+        """End a batch: roll it back if asked, give the connection and the write lock back,
+        wake its units."""
         try:
-            conn.rollback()
-        except Exception:  # noqa: BLE001 - the connection is discarded below anyway
-            conn.invalidate()
+            if roll_back:
+                try:
+                    conn.rollback()
+                except Exception:  # noqa: BLE001 - the connection is discarded below anyway
+                    conn.invalidate()
         finally:
             conn.close()
             self._unlock()
