@@ -225,3 +225,17 @@ def run_sql(conn: Connection, sql: str) -> None:
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy's handler re-raises it
         conn._handle_dbapi_exception(exc, sql, (), cursor, None)
     cursor.close()
+
+
+def transaction_alive(conn: Connection) -> bool:
+    """Whether ``conn``'s database transaction can still commit: SQLite drops a transaction by
+    itself on an I/O error or a full disk (later statements would each commit on their own),
+    PostgreSQL refuses everything after an error outside a savepoint."""
+    driver = conn.connection.driver_connection
+    if conn.dialect.name == "sqlite":
+        return bool(getattr(driver, "in_transaction", True))
+    # psycopg 3: IDLE (0: no statement ran, nothing to commit) or INTRANS (2); not INERROR (3)
+    # nor UNKNOWN (4, a broken connection).
+    info = getattr(driver, "info", None)
+    status = getattr(info, "transaction_status", None)
+    return status is None or int(status) in (0, 2)

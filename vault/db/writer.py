@@ -55,7 +55,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from vault.db.direct import run_sql
+from vault.db.direct import run_sql, transaction_alive
 from vault.errors import StorageError
 
 log = logging.getLogger("custody.db")
@@ -241,7 +241,7 @@ class GroupWriter:
         try:
             if batch.events and self.append_events is not None:
                 self.append_events(conn, batch.events)
-            if not _healthy(conn):
+            if not transaction_alive(conn):
                 # The database rolled the whole transaction back by itself (SQLite on an I/O
                 # error or a full disk; PostgreSQL after an error outside any savepoint).
                 raise StorageError("the write transaction was rolled back by the database")
@@ -284,17 +284,6 @@ class GroupWriter:
         if self._lock_fd is not None:
             fd, self._lock_fd = self._lock_fd, None
             os.close(fd)  # releases the flock
-
-
-def _healthy(conn: Connection) -> bool:
-    driver = conn.connection.driver_connection
-    if conn.dialect.name == "sqlite":
-        return bool(getattr(driver, "in_transaction", True))
-    # psycopg 3: IDLE (0: no statement ran, nothing to commit) or INTRANS (2); not INERROR (3)
-    # nor UNKNOWN (4, a broken connection).
-    info = getattr(driver, "info", None)
-    status = getattr(info, "transaction_status", None)
-    return status is None or int(status) in (0, 2)
 
 
 class Unit:

@@ -44,7 +44,7 @@ from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from vault.db.direct import DirectStatement
+from vault.db.direct import DirectStatement, transaction_alive
 from vault.db.models import AuditEvent, LogCheckpoint, LogNode, LogState, VaultKey
 from vault.errors import Forbidden, InvalidInput, NotFound, Sealed, StorageError
 from vault.keys import KeyRing
@@ -165,7 +165,7 @@ def _in_transaction(conn: Connection) -> None:
     driver, which SQLAlchemy's autobegin does not see."""
     if not conn.in_transaction():
         conn.begin()  # what SQLAlchemy's autobegin would do (BEGIN IMMEDIATE on SQLite)
-    if conn.dialect.name == "sqlite" and not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+    if conn.dialect.name == "sqlite" and not transaction_alive(conn):
         # SQLite rolled the transaction back by itself (an I/O error, a full disk): each
         # statement would now commit on its own, the head's move without the rest.
         raise StorageError("the write transaction was rolled back by the database")
