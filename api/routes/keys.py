@@ -30,7 +30,7 @@ def _rotate(caller: Caller, rotate: Callable[[Context], rotation.RotationResult]
         result = rotate(ctx)
     if caller.state.keys is not None:  # unsealed: the rotation could not have run otherwise
         caller.state.store.refresh_keys(caller.state.keys)
-    return dict(result.as_dict())
+    return result.as_dict()
 
 
 @router.post("/rotate/client/{client}", response_model=RotationPublic)

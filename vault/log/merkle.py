@@ -176,7 +176,7 @@ class CompactRange:
     def extend_subtrees(self, subtrees: Iterable[tuple[int, bytes]]) -> None:
         """Append whole perfect subtrees, left to right: ``(level, hash)`` covers the next
         ``2**level`` leaves. Each must start where the tree ends on a multiple of its width
-        (what :func:`range_subtrees` returns for a range that starts at :attr:`size`), so it
+        (what :meth:`SubtreeLevels.subtrees` returns for a range that starts at :attr:`size`), so it
         merges exactly as its leaves would have, one ``node_hash`` per carry."""
         stack = self._hashes
         for level, h in subtrees:
