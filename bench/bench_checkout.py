@@ -69,6 +69,24 @@ def setup_vault(url: str, clients_n: int) -> tuple[str, list[str], list[str]]:
     return client_id, secret_ids, tokens
 
 
+def server_env(db_url: str) -> dict[str, str]:
+    """The environment of a vault server under load: its database, unsealed at start."""
+    return {
+        "CUSTODY_DATABASE_URL": db_url,
+        "CUSTODY_UNSEAL_PASSPHRASE": PASSPHRASE,
+        "CUSTODY_RATE_LIMIT": "0",  # measuring the server, not the per-address limit
+    }
+
+
+def checkout_wrk_env(client_id: str, secret_ids: list[str], tokens: list[str]) -> dict[str, str]:
+    """What checkout.lua reads: the client, and a token and a secret per connection."""
+    return {
+        "BENCH_CLIENT": client_id,
+        "BENCH_TOKENS": ",".join(tokens),
+        "BENCH_SECRETS": ",".join(secret_ids),
+    }
+
+
 class Server:
     def __init__(self, factory: str, env: dict[str, str], workers: int) -> None:
         import subprocess
@@ -224,11 +242,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 def run_engine(label: str, db_url: str, args: argparse.Namespace, workers: int) -> dict[str, Any]:
-    env = {
-        "CUSTODY_DATABASE_URL": db_url,
-        "CUSTODY_UNSEAL_PASSPHRASE": PASSPHRASE,
-        "CUSTODY_RATE_LIMIT": "0",  # measuring the server, not the per-address limit
-    }
+    env = server_env(db_url)
     client_id, secret_ids, tokens = setup_vault(db_url, args.clients)
     server = Server("api.main:app_from_env", env, workers)
     try:
@@ -265,11 +279,7 @@ def run_engine_wrk(
     secret_ids: list[str],
     tokens: list[str],
 ) -> dict[str, Any]:
-    wrk_env = {
-        "BENCH_CLIENT": client_id,
-        "BENCH_TOKENS": ",".join(tokens),
-        "BENCH_SECRETS": ",".join(secret_ids),
-    }
+    wrk_env = checkout_wrk_env(client_id, secret_ids, tokens)
     server = Server("api.main:app_from_env", env, workers)
     try:
         run_wrk(server.url, "checkout.lua", args.clients, 2, wrk_env)  # warm-up
@@ -305,11 +315,7 @@ def run_engine_wrk(
 def run_any(label: str, db_url: str, args: argparse.Namespace, workers: int) -> dict[str, Any]:
     if args.driver == "httpx":
         return run_engine(label, db_url, args, workers)
-    env = {
-        "CUSTODY_DATABASE_URL": db_url,
-        "CUSTODY_UNSEAL_PASSPHRASE": PASSPHRASE,
-        "CUSTODY_RATE_LIMIT": "0",  # measuring the server, not the per-address limit
-    }
+    env = server_env(db_url)
     client_id, secret_ids, tokens = setup_vault(db_url, args.clients)
     return run_engine_wrk(label, env, args, workers, client_id, secret_ids, tokens)
 

@@ -22,24 +22,22 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_checkout import Server, fresh_pg, run_wrk, setup_vault  # noqa: E402
-from bench.common import PASSPHRASE, workdir  # noqa: E402
+from bench.bench_checkout import (  # noqa: E402
+    Server,
+    checkout_wrk_env,
+    fresh_pg,
+    run_wrk,
+    server_env,
+    setup_vault,
+)
+from bench.common import workdir  # noqa: E402
 
 FACTORIES = {"log": "api.main:app_from_env", "plain": "bench.plain_log_app:app_from_env"}
 
 
 def measure(url: str, args: argparse.Namespace, workers: int) -> dict[str, dict[str, list[float]]]:
-    env = {
-        "CUSTODY_DATABASE_URL": url,
-        "CUSTODY_UNSEAL_PASSPHRASE": PASSPHRASE,
-        "CUSTODY_RATE_LIMIT": "0",  # measuring the server, not the per-address limit
-    }
-    client_id, secret_ids, tokens = setup_vault(url, args.clients)
-    wrk_env = {
-        "BENCH_CLIENT": client_id,
-        "BENCH_TOKENS": ",".join(tokens),
-        "BENCH_SECRETS": ",".join(secret_ids),
-    }
+    env = server_env(url)
+    wrk_env = checkout_wrk_env(*setup_vault(url, args.clients))
     found: dict[str, dict[str, list[float]]] = {
         mode: {"pairs": [], "cpu": []} for mode in FACTORIES
     }
