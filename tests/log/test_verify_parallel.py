@@ -69,6 +69,19 @@ def _roots(leaves: list[bytes]) -> dict[int, bytes]:
     return roots
 
 
+def _exported(tmp_path: Path, signer: Signer, leaves: list[bytes]) -> tuple[Path, list[bytes]]:
+    """An intact export of ``leaves``, and its lines, to tamper with."""
+    path = tmp_path / "log.jsonl"
+    _write(path, leaves, signer, _roots(leaves))
+    return path, path.read_bytes().splitlines(keepends=True)
+
+
+def _line_of(lines: list[bytes], index: int) -> int:
+    """Where the line of event ``index`` is in ``lines``."""
+    prefix = b'{"type":"event","index":%d,' % index
+    return next(i for i, raw in enumerate(lines) if raw.startswith(prefix))
+
+
 @pytest.fixture(scope="module")
 def signer() -> Signer:
     return Signer.parse(generate_signer(ORIGIN)[0])
@@ -130,10 +143,8 @@ def test_a_re_encoded_event_is_found_at_the_same_place(
 def test_an_edited_field_is_found_at_its_own_index(
     tmp_path: Path, signer: Signer, leaves: list[bytes]
 ) -> None:
-    path = tmp_path / "log.jsonl"
-    _write(path, leaves, signer, _roots(leaves))
-    lines = path.read_bytes().splitlines(keepends=True)
-    at = next(i for i, raw in enumerate(lines) if raw.startswith(b'{"type":"event","index":1234,'))
+    path, lines = _exported(tmp_path, signer, leaves)
+    at = _line_of(lines, 1234)
     lines[at] = lines[at].replace(b'"user:c4"', b'"user:c3"')
     path.write_bytes(b"".join(lines))
     sequential, parallel = _both(path, signer)
@@ -145,10 +156,8 @@ def test_a_non_canonical_but_valid_line_takes_the_explaining_path(
     tmp_path: Path, signer: Signer, leaves: list[bytes]
 ) -> None:
     """Members in another order and spaces: still the same event, so still verified."""
-    path = tmp_path / "log.jsonl"
-    _write(path, leaves, signer, _roots(leaves))
-    lines = path.read_bytes().splitlines(keepends=True)
-    at = next(i for i, raw in enumerate(lines) if raw.startswith(b'{"type":"event","index":777,'))
+    path, lines = _exported(tmp_path, signer, leaves)
+    at = _line_of(lines, 777)
     obj = orjson.loads(lines[at])
     lines[at] = b'{"leaf": "%s", "type": "event", "event": %s, "index": 777}\n' % (
         obj["leaf"].encode(),
@@ -174,10 +183,8 @@ def test_a_wrong_leaf_string_is_caught(tmp_path: Path, signer: Signer, leaves: l
 def test_a_missing_event_and_extra_events_are_caught(
     tmp_path: Path, signer: Signer, leaves: list[bytes]
 ) -> None:
-    path = tmp_path / "log.jsonl"
-    _write(path, leaves, signer, _roots(leaves))
-    lines = path.read_bytes().splitlines(keepends=True)
-    at = next(i for i, raw in enumerate(lines) if raw.startswith(b'{"type":"event","index":1600,'))
+    path, lines = _exported(tmp_path, signer, leaves)
+    at = _line_of(lines, 1600)
     path.write_bytes(b"".join(lines[:at] + lines[at + 1 :]))
     sequential, parallel = _both(path, signer)
     assert sequential == parallel
