@@ -193,3 +193,68 @@ def test_a_missing_event_and_extra_events_are_caught(
     sequential, parallel = _both(path, signer)
     assert sequential == parallel
     assert sequential[0] == "error"
+
+
+def _signed_with_raw_event(
+    tmp_path: Path, signer: Signer, leaves: list[bytes], index: int, change: dict[str, object]
+) -> tuple[Path, list[bytes]]:
+    """An export whose event ``index`` has ``change`` applied to its JSON object directly (not
+    through the vault's encoder, so outside its rules), with a tree and checkpoints that the
+    pinned key really signed: what only the log key's holder could make."""
+    event = {**orjson.loads(leaves[index]), **change}
+    forged = list(leaves)
+    forged[index] = orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+    path = tmp_path / "log.jsonl"
+    _write(path, forged, signer, _roots(forged))
+    return path, path.read_bytes().splitlines(keepends=True)
+
+
+def _members_reordered(line: bytes) -> bytes:
+    """The same event line with its members in another order: not the exporter's layout."""
+    obj = orjson.loads(line)
+    return b'{"leaf":"%s","index":%d,"type":"event","event":%s}\n' % (
+        obj["leaf"].encode(),
+        obj["index"],
+        orjson.dumps(obj["event"], option=orjson.OPT_SORT_KEYS),
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"v": True}, {"index": True}, {"detail": {"n": 2**53}}],
+    ids=["version-true", "index-true", "integer-too-large"],
+)
+def test_a_signed_event_of_the_wrong_type_is_refused_in_any_layout(
+    tmp_path: Path, signer: Signer, leaves: list[bytes], change: dict[str, object]
+) -> None:
+    """JSON ``true`` is not the integer 1 (Python's ``True == 1`` must not decide it), and
+    integers stop at 2**53 - 1; a signature over such an event does not make it one."""
+    path, lines = _signed_with_raw_event(tmp_path, signer, leaves, 1, change)
+    sequential, parallel = _both(path, signer)
+    assert sequential == parallel
+    assert sequential[:2] == ("error", 1)
+    at = _line_of(lines, 1)
+    lines[at] = _members_reordered(lines[at])
+    path.write_bytes(b"".join(lines))
+    sequential, parallel = _both(path, signer)
+    assert sequential == parallel
+    assert sequential[:2] == ("error", 1)
+
+
+@pytest.mark.parametrize(
+    "change", [{"at": "yesterday"}, {"actor": ""}, {"detail": {"n": 1.5}}, {"role": 7}]
+)
+def test_the_layout_of_a_line_does_not_change_the_verdict(
+    tmp_path: Path, signer: Signer, leaves: list[bytes], change: dict[str, object]
+) -> None:
+    """An event the vault itself would not write (docs/audit-log.md section 2), signed by the
+    log key: whether the line is in the exporter's layout (the fast path) or not (the
+    explaining path), verification answers the same."""
+    path, lines = _signed_with_raw_event(tmp_path, signer, leaves, 5, change)
+    intact = _both(path, signer)
+    assert intact[0] == intact[1]
+    assert intact[0][0] == EVENTS  # verified: its fields are exactly what was signed
+    at = _line_of(lines, 5)
+    lines[at] = _members_reordered(lines[at])
+    path.write_bytes(b"".join(lines))
+    assert _both(path, signer) == intact

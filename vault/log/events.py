@@ -165,10 +165,15 @@ def event_object(index: int, fields: Mapping[str, Any]) -> dict[str, Any]:
     return obj
 
 
+#: orjson's options for the canonical form: keys sorted, and integers refused beyond 2**53 - 1 in
+#: magnitude (where JCS implementations stop agreeing), also in objects no writer checked
+CANONICAL_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
+
+
 def encode(obj: Mapping[str, Any]) -> bytes:
     """RFC 8785 bytes of an already-checked event object."""
     try:
-        return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(obj, option=CANONICAL_OPTIONS)
     except (TypeError, orjson.JSONEncodeError) as exc:
         raise EventEncodingError(f"event cannot be encoded: {type(exc).__name__}") from None
 

@@ -29,12 +29,12 @@ import orjson
 from vault.log import merkle
 from vault.log.errors import LogError, NoteError
 from vault.log.events import (
+    CANONICAL_OPTIONS,
     EVENT_KEYS,
     EXPORT_FORMAT,
     EXPORT_VERSION,
     EventEncodingError,
     encode,
-    event_object,
 )
 from vault.log.note import Checkpoint, Verifier, open_note
 
@@ -274,6 +274,11 @@ def _header(raw: bytes) -> dict[str, Any]:
     return header
 
 
+def _is_integer(value: object, expected: int) -> bool:
+    """``value`` is the JSON integer ``expected`` (``true`` is not 1, though Python says so)."""
+    return value.__class__ is int and value == expected
+
+
 def _event_leaf(obj: dict[str, Any], expected_index: int | None, line: int) -> tuple[int, bytes]:
     """Re-derive the leaf from the event's fields; it must equal the leaf bytes given."""
     if obj.get("type") != "event":
@@ -294,10 +299,15 @@ def _event_leaf(obj: dict[str, Any], expected_index: int | None, line: int) -> t
     event = obj.get("event")
     if not isinstance(event, dict):
         raise LogVerificationError("event fields are missing", index=index)
-    if event.get("index") != index or event.get("v") != 1:
+    if event.keys() != _EVENT_KEY_SET:
+        raise LogVerificationError("the event does not have exactly the v1 members", index=index)
+    if not _is_integer(event["index"], index) or not _is_integer(event["v"], 1):
         raise LogVerificationError("the event's own index or version is wrong", index=index)
+    # The rules _intact_leaves applies, no more: the event's members re-encode to its leaf. (The
+    # writer's rules for values - time format, types of members - bind what the vault writes,
+    # not what a verifier accepts: see docs/audit-log.md, section 6.)
     try:
-        derived = encode(event_object(index, event))
+        derived = encode(event)
     except EventEncodingError as exc:
         raise LogVerificationError(f"event fields are invalid: {exc}", index=index) from None
     leaf = _b64(obj.get("leaf"), "leaf", line=line)
@@ -478,7 +488,7 @@ _EVENT_MEMBER = b',"event":'
 _LEAF_MEMBER = b',"leaf":"'
 sha256 = hashlib.sha256
 b2a_base64 = binascii.b2a_base64
-loads, dumps, _SORT_KEYS = orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
+loads, dumps = orjson.loads, orjson.dumps
 
 
 def _intact_leaves(data: bytes, first: int) -> list[bytes] | None:
@@ -529,10 +539,19 @@ def _intact_leaves(data: bytes, first: int) -> list[bytes] | None:
             events = loads(group)
         except orjson.JSONDecodeError:
             return None
-        if dumps(events, option=_SORT_KEYS) != group:
+        try:
+            if dumps(events, option=CANONICAL_OPTIONS) != group:
+                return None
+        except orjson.JSONEncodeError:  # an integer beyond 2**53 - 1
             return None
         for event in events:
-            if event.__class__ is not dict or event.keys() != _EVENT_KEY_SET or event["v"] != 1:
+            if (
+                event.__class__ is not dict
+                or event.keys() != _EVENT_KEY_SET
+                or event["v"] != 1
+                or event["v"].__class__ is not int
+                or event["index"].__class__ is not int
+            ):
                 return None
         if [event["index"] for event in events] != list(
             range(first + start, first + start + len(events))
