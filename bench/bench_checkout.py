@@ -1,6 +1,6 @@
 """Check-out + check-in round trips per second through a real uvicorn server on loopback.
 
-    python bench/bench_checkout.py [--seconds 10] [--clients 32] [--pg URL]
+    python bench/bench_checkout.py [--seconds 10] [--clients 32] [--pg URL] [--rounds N]
 
 32 concurrent clients (wrk: one connection per wrk thread, bench/checkout.lua; or asyncio +
 httpx with --driver httpx) each repeat: check out a secret (with a
@@ -357,18 +357,27 @@ def main() -> None:
         "--pg",
         help="PostgreSQL admin URL, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat every configuration this many times, interleaved (this machine is noisy: "
+        "the summary gives medians, and each round's 2-worker/1-worker ratio)",
+    )
     args = parser.parse_args()
     results = []
-    for workers in args.sqlite_workers:
-        with workdir("custody-bench-co-") as root:
-            results.append(run_any("sqlite", f"sqlite:///{root}/custody.db", args, workers))
-    if args.pg:
-        for workers in args.pg_workers:
-            url, drop = fresh_pg(args.pg)
-            try:
-                results.append(run_any("postgresql", url, args, workers))
-            finally:
-                drop()
+    for round_ in range(1, args.rounds + 1):
+        for workers in args.sqlite_workers:
+            with workdir("custody-bench-co-") as root:
+                result = run_any("sqlite", f"sqlite:///{root}/custody.db", args, workers)
+                results.append({**result, "round": round_})
+        if args.pg:
+            for workers in args.pg_workers:
+                url, drop = fresh_pg(args.pg)
+                try:
+                    results.append({**run_any("postgresql", url, args, workers), "round": round_})
+                finally:
+                    drop()
     print(
         f"# bench_checkout  clients={args.clients} seconds={args.seconds}  "
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}  "
@@ -377,7 +386,8 @@ def main() -> None:
     )
     for r in results:
         print(
-            f"{r['label']:10s} workers={r['workers']}  {r['pairs_per_s']:7.1f} pairs/s "
+            (f"round {r['round']}  " if args.rounds > 1 else "")
+            + f"{r['label']:10s} workers={r['workers']}  {r['pairs_per_s']:7.1f} pairs/s "
             f"({r['requests_per_s']:7.1f} req/s)  p50 {r['p50']:6.1f} ms  p99 {r['p99']:6.1f} ms"
             f"  | ceiling {r['ceiling_per_s']:7.1f} req/s (p50 {r['ceiling_p50']:5.1f} ms)"
             f"  -> {100 * r['ratio']:5.1f}% of ceiling"
@@ -388,12 +398,30 @@ def main() -> None:
             )
         )
     for label in ("sqlite", "postgresql"):
-        runs = {r["workers"]: r for r in results if r["label"] == label}
-        if 1 in runs and 2 in runs:
+        ratios = []
+        for round_ in range(1, args.rounds + 1):
+            runs = {r["workers"]: r for r in results if (r["label"], r["round"]) == (label, round_)}
+            if 1 in runs and 2 in runs:
+                ratios.append(runs[2]["pairs_per_s"] / runs[1]["pairs_per_s"])
+        if ratios:
             print(
                 f"{label} 2 workers / 1 worker: "
-                f"{runs[2]['pairs_per_s'] / runs[1]['pairs_per_s']:.2f}x"
+                + ", ".join(f"{x:.2f}x" for x in ratios)
+                + (f" (median {statistics.median(ratios):.2f}x)" if len(ratios) > 1 else "")
             )
+    if args.rounds > 1:
+        print("# medians over the rounds")
+        for label in ("sqlite", "postgresql"):
+            for workers in sorted({r["workers"] for r in results if r["label"] == label}):
+                runs = [r for r in results if (r["label"], r["workers"]) == (label, workers)]
+
+                def median(key: str, runs: list[dict[str, Any]] = runs) -> float:
+                    return statistics.median(r[key] for r in runs)
+
+                print(
+                    f"{label:10s} workers={workers}  {median('pairs_per_s'):7.1f} pairs/s  "
+                    f"p99 {median('p99'):6.1f} ms  {100 * median('ratio'):5.1f}% of ceiling"
+                )
 
 
 if __name__ == "__main__":
