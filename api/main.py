@@ -9,7 +9,6 @@ starts sealed, waiting for POST /sys/unseal.
 from __future__ import annotations
 
 import base64
-import gc
 import logging
 import os
 
@@ -19,6 +18,7 @@ from api.app import create_app
 from api.state import ServerState
 from vault.config import Settings
 from vault.keys import UnsealSecret
+from vault.process import freeze_startup_heap
 from vault.store import Store, unseal_secret_from
 
 log = logging.getLogger("custody.api")
@@ -39,17 +39,3 @@ def app_from_env() -> FastAPI:
     app = create_app(state)
     freeze_startup_heap()
     return app
-
-
-def freeze_startup_heap() -> None:
-    """Keep the garbage collector's full collections off everything made at start-up.
-
-    What a server process has made by now - the app, its routes and schemas, SQLAlchemy's
-    tables and mappers, the libraries - lives as long as the process. Each full collection
-    would walk all of it again: about 60 ms on our 2-core machines, during which no request
-    moves, and the main part of the slowest 1% of check-outs (docs/benchmarks.md, section 3).
-    Frozen objects are never scanned; collecting first leaves no garbage among them. (Only
-    in the server process: a test process making many apps must not freeze each one.)
-    """
-    gc.collect()
-    gc.freeze()

@@ -28,7 +28,7 @@ def app_from_env() -> FastAPI:
             value = conn.execute(text("SELECT id, name FROM clients LIMIT 1")).first()
         return {"id": value[0] if value else None}
 
-    # The vault's server process does this too (api.main.freeze_startup_heap): the ceiling is
+    # The vault's server process does this too (vault.process.freeze_startup_heap): the ceiling is
     # the framework at its best, not slowed by full collections the vault does not pay.
     gc.collect()
     gc.freeze()

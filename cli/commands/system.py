@@ -323,6 +323,7 @@ def start(init_if_needed: bool) -> None:
     from vault.agent_server import serve
     from vault.errors import NotInitialized, SchemaError
     from vault.keys import UnsealSecret
+    from vault.process import freeze_startup_heap
     from vault.store import Store, init_vault
 
     conf = settings()
@@ -363,6 +364,7 @@ def start(init_if_needed: bool) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, terminate)
+    freeze_startup_heap()  # this process now only answers the CLI, for as long as it runs
     try:
         serve(path, store, keys, ready=ready)
     except KeyboardInterrupt:

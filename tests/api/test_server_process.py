@@ -16,7 +16,7 @@ print(gc.get_freeze_count())
 """
 
 
-def test_the_startup_heap_is_frozen_for_the_collector(vault: Vault) -> None:
+def test_the_server_freezes_its_startup_heap_for_the_collector(vault: Vault) -> None:
     """The objects made at start-up are out of the collector's full collections (their
     scans were the slowest check-outs' wait), and garbage is collected before, not frozen."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
