@@ -210,6 +210,10 @@ def run_wrk(
             "-d",
             f"{int(seconds)}s",
             "--latency",
+            # wrk's default (2 s) drops a slower request from the latency figures and sends
+            # the next one on a new connection while the server still works on it
+            "--timeout",
+            "30s",
             "-s",
             str(Path(__file__).parent / script),
             url,

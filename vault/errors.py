@@ -138,7 +138,8 @@ class SchemaError(CustodyError):
 
 
 class StorageError(CustodyError):
-    """The database did not take a write (a failed commit); nothing of it was kept."""
+    """The database did not take a write (a failed commit, a deadlock it broke, a lost
+    connection); nothing of it was kept."""
 
     code = "storage_error"
 

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from vault.config import Settings
@@ -15,9 +16,31 @@ from vault.crypto.shares import combine_shares, split_secret
 from vault.db import engine as db
 from vault.db.models import VaultMeta
 from vault.db.writer import GroupWriter
-from vault.errors import InvalidInput, UnsealError
+from vault.errors import InvalidInput, StorageError, UnsealError
 from vault.keys import KeyRing, UnsealSecret, check_new_passphrase, initialize, load_meta
 from vault.services import Context, Principal, auditlog
+
+#: SQLSTATEs of PostgreSQL undoing a transaction because another one got in its way
+_COLLISIONS = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """The database could not carry out a statement - PostgreSQL broke a deadlock between two
+    processes' transactions, a connection was lost, SQLite's file is locked or full: the
+    caller's transaction did not happen, which is a StorageError (HTTP 503, CLI exit 2), not
+    a driver's error escaping as an internal one."""
+    try:
+        yield
+    except OperationalError as exc:
+        if getattr(exc.orig, "sqlstate", None) in _COLLISIONS:
+            message = (
+                "this change ran into another one made at the same moment, and the database "
+                "undid it: nothing was changed; try again"
+            )
+        else:
+            message = "the database could not carry this out: nothing was changed; try again"
+        raise StorageError(message) from exc
 
 
 @dataclass
@@ -57,12 +80,13 @@ class Store:
     def _write_unit(self) -> Iterator[tuple[Session, Connection | None]]:
         """One write transaction: its Session, and its Connection for Core statements when
         there is one apart from the Session (a unit of work of the group commit)."""
-        if self.writer is not None:
-            with self.writer.unit() as unit:
-                yield unit.session, unit.connection
-        else:
-            with self.session() as session, session.begin():
-                yield session, None
+        with _storage_errors():
+            if self.writer is not None:
+                with self.writer.unit() as unit:
+                    yield unit.session, unit.connection
+            else:
+                with self.session() as session, session.begin():
+                    yield session, None
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -82,7 +106,7 @@ class Store:
         engine = (
             self._read_engine if self.engine.dialect.name == "sqlite" else self._autocommit_engine
         )
-        with engine.connect() as conn:
+        with _storage_errors(), engine.connect() as conn:
             yield conn
 
     def meta(self) -> VaultMeta:

@@ -10,13 +10,15 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, update
 
 from tests.conftest import Vault
-from vault.db.models import AuditEvent, SecretVersion, User
-from vault.errors import Conflict
+from vault.db.models import AuditEvent, Client, SecretVersion, User
+from vault.errors import Conflict, StorageError
 from vault.services import checkout, clients, secrets, users
 from vault.services.users import principal_for
+from vault.store import Store
 
 PW = "a long enough password"
 
@@ -88,3 +90,45 @@ def test_regression_concurrent_checkins_release_once(vault: Vault) -> None:
     with vault.store.session() as s:
         events = s.scalars(select(AuditEvent).where(AuditEvent.action == "secret.checkin")).all()
     assert [e.detail["lease_id"] for e in events] == [lease_id]
+
+
+# PostgreSQL only: on SQLite one process writes at a time (the writer's flock), no deadlock.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_deadlock_between_two_processes_is_a_storage_error(vault: Vault) -> None:
+    """Two server processes' transactions that lock the same rows in opposite orders (on
+    PostgreSQL; SQLite's processes write one at a time): the database breaks the deadlock by
+    undoing one. That one fails as a StorageError - the 503 "try again" of the API, not a
+    driver error escaping as a 500 - and keeps none of its writes; the other commits."""
+    with vault.ctx() as ctx:
+        ids = [clients.add_client(ctx, name).id for name in ("North", "South")]
+    other = Store.open(vault.settings)  # a second process's store: its own group commit
+    stores = [vault.store, other]
+    barrier = threading.Barrier(2)
+    outcome: dict[int, str] = {}
+
+    def rename_both(i: int) -> None:
+        first, second = ids if i == 0 else ids[::-1]
+        try:
+            with stores[i].context("operator:test") as ctx:
+                rename = update(Client).values(name=f"{i}-{first}").where(Client.id == first)
+                ctx.session.execute(rename)
+                barrier.wait(10)  # each holds its first row now
+                rename = update(Client).values(name=f"{i}-{second}").where(Client.id == second)
+                ctx.session.execute(rename)
+            outcome[i] = "committed"
+        except StorageError as exc:
+            outcome[i] = f"StorageError: {exc.message}"
+
+    threads = [threading.Thread(target=rename_both, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    other.engine.dispose()
+    assert sorted(outcome) == [0, 1]
+    winner = next(i for i, said in outcome.items() if said == "committed")
+    loser = 1 - winner
+    assert outcome[loser].startswith("StorageError: this change ran into another one")
+    with vault.store.session() as s:
+        names = {c.id: c.name for c in s.scalars(select(Client).where(Client.id.in_(ids)))}
+    assert names == {ids[0]: f"{winner}-{ids[0]}", ids[1]: f"{winner}-{ids[1]}"}
