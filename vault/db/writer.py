@@ -27,7 +27,9 @@ write. There a batch appends the audit events of all its units at once, right be
 COMMIT: the head row is locked only for that append and the commit, one fsync covers the whole
 batch, and batches of other processes run their units meanwhile. (No flock: PostgreSQL has
 row locks. Units of two processes' batches that update the same rows in opposite orders can
-deadlock; PostgreSQL then aborts one batch and its units fail with StorageError.)
+deadlock; PostgreSQL then fails one statement, its unit is rolled back (to its savepoint, or
+with the batch if it was the first), and the Store turns the error into a StorageError, "try
+again": tests/reliability/test_concurrency.py.)
 
 On SQLite too a batch appends its units' audit events at once before its COMMIT: one move of
 the log head per batch rather than one per unit, and the leaves are hashed outside any unit.
