@@ -143,7 +143,7 @@ def append(session: Session | Connection, events: Sequence[Mapping[str, Any]]) -
         else:  # SQLite has no DML inside WITH: two statements (cheap ones on the driver)
             moved = _MOVE_HEAD.rowcount(conn, head) == 1
     if not moved:
-        head_row = conn.execute(_LOCK_HEAD).first()
+        head_row = _LOCK_HEAD.first(conn)
         if head_row is None:
             raise LogError("this vault has no transparency log head (run `custody db upgrade`)")
         compact = merkle.CompactRange.from_bytes(head_row.compact)
@@ -151,7 +151,7 @@ def append(session: Session | Connection, events: Sequence[Mapping[str, Any]]) -
             raise LogError("the log head is inconsistent (size and compact range disagree)")
         rows, nodes = _make_leaves(compact, events)
         new = compact.to_bytes()
-        conn.execute(_SET_HEAD, {"size": compact.size, "new": new})
+        _SET_HEAD.rowcount(conn, {"size": compact.size, "new": new})
     if not inserted:
         _INSERT_EVENTS.run_many(conn, rows)
     if nodes:
@@ -213,8 +213,12 @@ _HEAD_MOVE = (
     .values(size=bindparam("size"), compact=bindparam("new"))
 )
 _MOVE_HEAD = DirectStatement(_HEAD_MOVE)
-_LOCK_HEAD = select(_STATE.c.size, _STATE.c.compact).where(_STATE.c.id == 1).with_for_update()
-_SET_HEAD = (
+#: the head when another process (or a rolled-back batch) moved it: every batch of the other
+#: server process, with two of them - on the driver too
+_LOCK_HEAD = DirectStatement(
+    select(_STATE.c.size, _STATE.c.compact).where(_STATE.c.id == 1).with_for_update()
+)
+_SET_HEAD = DirectStatement(
     update(_STATE).where(_STATE.c.id == 1).values(size=bindparam("size"), compact=bindparam("new"))
 )
 #: every column of an event row but the autoincremented id
