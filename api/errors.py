@@ -116,7 +116,13 @@ def install(app: FastAPI) -> None:
         status = status_for(exc)
         if ui_errors.is_portal(request):
             return ui_errors.page(request, status, exc.message, field=exc.field)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        headers = None
+        if status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif isinstance(exc, errors.StorageError):
+            # Nothing was kept and the next try will most likely go through (a deadlock the
+            # database broke, a commit that failed): say when, as HTTP clients understand it.
+            headers = {"Retry-After": "1"}
         return JSONResponse(
             error_body(exc.code, exc.message, exc.field), status_code=status, headers=headers
         )
