@@ -57,12 +57,11 @@ class Store:
         self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         # A batch appends its units' audit events at once, right before its COMMIT: one move
         # of the log head per batch instead of one per unit.
-        if self.writer is None and self.engine.dialect.name == "sqlite":
-            self.writer = GroupWriter(
-                self.engine, db.sqlite_lock_path(self.engine), append_events=auditlog.append
-            )
-        elif self.writer is None and self.engine.dialect.name == "postgresql":
-            self.writer = GroupWriter(self.engine, None, append_events=auditlog.append)
+        dialect = self.engine.dialect.name
+        if self.writer is None and dialect in ("sqlite", "postgresql"):
+            # SQLite's processes hand its single write lock to each other through a flock
+            lock_path = db.sqlite_lock_path(self.engine) if dialect == "sqlite" else None
+            self.writer = GroupWriter(self.engine, lock_path, append_events=auditlog.append)
 
     @classmethod
     def open(cls, settings: Settings) -> Store:
