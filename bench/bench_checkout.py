@@ -284,22 +284,8 @@ def run_engine_wrk(
     tokens: list[str],
 ) -> dict[str, Any]:
     wrk_env = checkout_wrk_env(client_id, secret_ids, tokens)
-    server = Server("api.main:app_from_env", env, workers)
-    try:
-        run_wrk(server.url, "checkout.lua", args.clients, 2, wrk_env)  # warm-up
-        cpu = server.cpu_seconds()
-        co = run_wrk(server.url, "checkout.lua", args.clients, args.seconds, wrk_env)
-        co_cpu = server.cpu_seconds() - cpu
-    finally:
-        server.stop()
-    trivial_server = Server("bench.trivial_app:app_from_env", env, workers)
-    try:
-        run_wrk(trivial_server.url, "row.lua", args.clients, 2)
-        cpu = trivial_server.cpu_seconds()
-        ceiling = run_wrk(trivial_server.url, "row.lua", args.clients, args.seconds)
-        ceiling_cpu = trivial_server.cpu_seconds() - cpu
-    finally:
-        trivial_server.stop()
+    co = wrk_against("api.main:app_from_env", env, workers, "checkout.lua", args, wrk_env)
+    ceiling = wrk_against("bench.trivial_app:app_from_env", env, workers, "row.lua", args)
     return {
         "label": label,
         "workers": workers,
@@ -311,9 +297,31 @@ def run_engine_wrk(
         "ceiling_p50": ceiling["p50"],
         "ratio": co["rps"] / ceiling["rps"],
         "latency": "per request",
-        "cpu_ms": 1000 * co_cpu / (co["rps"] * args.seconds),
-        "ceiling_cpu_ms": 1000 * ceiling_cpu / (ceiling["rps"] * args.seconds),
+        "cpu_ms": co["cpu_ms"],
+        "ceiling_cpu_ms": ceiling["cpu_ms"],
     }
+
+
+def wrk_against(
+    factory: str,
+    env: dict[str, str],
+    workers: int,
+    script: str,
+    args: argparse.Namespace,
+    wrk_env: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """Serve ``factory`` with uvicorn, warm it up for 2 s, then drive it with wrk for
+    ``args.seconds``: wrk's figures (``run_wrk``) and ``cpu_ms``, the server processes' CPU
+    per request."""
+    server = Server(factory, env, workers)
+    try:
+        run_wrk(server.url, script, args.clients, 2, wrk_env)  # warm-up
+        cpu = server.cpu_seconds()
+        out = run_wrk(server.url, script, args.clients, args.seconds, wrk_env)
+        cpu = server.cpu_seconds() - cpu
+    finally:
+        server.stop()
+    return {**out, "cpu_ms": 1000 * cpu / (out["rps"] * args.seconds)}
 
 
 def run_any(label: str, db_url: str, args: argparse.Namespace, workers: int) -> dict[str, Any]:
@@ -418,13 +426,13 @@ def main() -> None:
         for label in ("sqlite", "postgresql"):
             for workers in sorted({r["workers"] for r in results if r["label"] == label}):
                 runs = [r for r in results if (r["label"], r["workers"]) == (label, workers)]
-
-                def median(key: str, runs: list[dict[str, Any]] = runs) -> float:
-                    return statistics.median(r[key] for r in runs)
-
+                med = {
+                    k: statistics.median(r[k] for r in runs)
+                    for k in ("pairs_per_s", "p99", "ratio")
+                }
                 print(
-                    f"{label:10s} workers={workers}  {median('pairs_per_s'):7.1f} pairs/s  "
-                    f"p99 {median('p99'):6.1f} ms  {100 * median('ratio'):5.1f}% of ceiling"
+                    f"{label:10s} workers={workers}  {med['pairs_per_s']:7.1f} pairs/s  "
+                    f"p99 {med['p99']:6.1f} ms  {100 * med['ratio']:5.1f}% of ceiling"
                 )
 
 

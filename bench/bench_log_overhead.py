@@ -23,12 +23,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_checkout import (  # noqa: E402
-    Server,
     checkout_wrk_env,
     fresh_pg,
-    run_wrk,
     server_env,
     setup_vault,
+    wrk_against,
 )
 from bench.common import workdir  # noqa: E402
 
@@ -43,16 +42,9 @@ def measure(url: str, args: argparse.Namespace, workers: int) -> dict[str, dict[
     }
     for r in range(2 * args.rounds):
         mode = "plain" if r % 4 in (1, 2) else "log"
-        server = Server(FACTORIES[mode], env, workers)
-        try:
-            run_wrk(server.url, "checkout.lua", args.clients, 2, wrk_env)  # warm-up
-            cpu = server.cpu_seconds()
-            out = run_wrk(server.url, "checkout.lua", args.clients, args.seconds, wrk_env)
-            cpu = server.cpu_seconds() - cpu
-        finally:
-            server.stop()
+        out = wrk_against(FACTORIES[mode], env, workers, "checkout.lua", args, wrk_env)
         found[mode]["pairs"].append(out["rps"] / 2)
-        found[mode]["cpu"].append(1000 * cpu / (out["rps"] * args.seconds))
+        found[mode]["cpu"].append(out["cpu_ms"])
     return found
 
 
