@@ -38,7 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson  # noqa: E402
 
 from vault.log import merkle  # noqa: E402
-from vault.log.events import encode, event_object, export_line  # noqa: E402
+from vault.log.events import (  # noqa: E402
+    checkpoint_line,
+    encode,
+    event_object,
+    export_header,
+    export_line,
+)
 from vault.log.note import Checkpoint, Signer, generate_signer, sign_checkpoint  # noqa: E402
 from vault.log.verify import verify_export  # noqa: E402
 
@@ -80,20 +86,17 @@ def build_export(path: Path, n: int, every: int, signer: Signer) -> list[bytes]:
         if compact.size % every == 0 or compact.size == n:
             checkpoint = Checkpoint(origin=ORIGIN, size=compact.size, root=compact.root())
             notes.append(sign_checkpoint(checkpoint, signer))
-    header = {
-        "type": "header",
-        "format": "custody-audit-log",
-        "version": 1,
-        "origin": ORIGIN,
-        "log_key": signer.verifier.key_string(),
-        "size": n,
-        "view": "whole",
-        "exported_at": "2026-11-23T00:00:00.000000Z",
-    }
+    header = export_header(
+        ORIGIN,
+        signer.verifier.key_string(),
+        n,
+        "whole",
+        exported_at="2026-11-23T00:00:00.000000Z",
+    )
     with path.open("wb") as out:
         out.write(orjson.dumps(header) + b"\n")
         for note in notes:
-            out.write(orjson.dumps({"type": "checkpoint", "note": note}) + b"\n")
+            out.write(checkpoint_line(note) + b"\n")
         out.write(b"\n".join(events) + b"\n")
     return leaves
 

@@ -16,7 +16,13 @@ import orjson
 import pytest
 
 from vault.log import merkle, verify
-from vault.log.events import encode, event_object, export_line
+from vault.log.events import (
+    checkpoint_line,
+    encode,
+    event_object,
+    export_header,
+    export_line,
+)
 from vault.log.note import Checkpoint, Signer, generate_signer, sign_checkpoint
 from vault.log.verify import LogVerificationError, verify_export, verify_export_file
 
@@ -42,19 +48,11 @@ def _fields(i: int) -> dict[str, object]:
 
 def _write(path: Path, leaves: list[bytes], signer: Signer, roots: dict[int, bytes]) -> None:
     notes = [sign_checkpoint(Checkpoint(ORIGIN, n, r), signer) for n, r in sorted(roots.items())]
-    header = {
-        "type": "header",
-        "format": "custody-audit-log",
-        "version": 1,
-        "origin": ORIGIN,
-        "log_key": signer.verifier.key_string(),
-        "size": len(leaves),
-        "view": "whole",
-    }
+    header = export_header(ORIGIN, signer.verifier.key_string(), len(leaves), "whole")
     with path.open("wb") as out:
         out.write(orjson.dumps(header) + b"\n")
         for note in notes:
-            out.write(orjson.dumps({"type": "checkpoint", "note": note}) + b"\n")
+            out.write(checkpoint_line(note) + b"\n")
         for i, leaf in enumerate(leaves):
             out.write(export_line(leaf, i) + b"\n")
 

@@ -208,6 +208,39 @@ EXPORT_FORMAT = "custody-audit-log"
 EXPORT_VERSION = 1
 
 
+def export_header(
+    origin: str,
+    log_key: str,
+    size: int,
+    view: str,
+    *,
+    log_keys: list[str] | None = None,
+    exported_at: str | None = None,
+) -> dict[str, Any]:
+    """The header object of an export (docs/audit-log.md, "Export"): the first line.
+
+    ``view`` is ``whole`` or ``filtered``; ``log_keys`` (every log key, oldest first) and
+    ``exported_at`` are left out when not given."""
+    header: dict[str, Any] = {
+        "type": "header",
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "origin": origin,
+        "log_key": log_key,
+    }
+    if log_keys is not None:
+        header["log_keys"] = log_keys
+    header.update(size=size, view=view)
+    if exported_at is not None:
+        header["exported_at"] = exported_at
+    return header
+
+
+def checkpoint_line(note: str) -> bytes:
+    """One checkpoint line of an export, without newline: a signed checkpoint note."""
+    return orjson.dumps({"type": "checkpoint", "note": note})
+
+
 def export_line(leaf: bytes, index: int, proof: list[bytes] | None = None) -> bytes:
     """One event line of a JSON Lines export (docs/audit-log.md, "Export"), without newline.
 

@@ -51,10 +51,10 @@ from vault.keys import KeyRing
 from vault.log import merkle
 from vault.log.errors import LogError, ProofError
 from vault.log.events import (
-    EXPORT_FORMAT,
-    EXPORT_VERSION,
+    checkpoint_line,
     encode,
     event_object,
+    export_header,
     export_line,
     format_time,
 )
@@ -700,23 +700,20 @@ def export_jsonl(
     require_reader(ctx)
     cut = export_checkpoint(ctx)
     whole = filters.empty and sees_whole_log(ctx.principal)
-    header = {
-        "type": "header",
-        "format": EXPORT_FORMAT,
-        "version": EXPORT_VERSION,
-        "origin": head(ctx.session).origin,
-        "log_key": verifier_key(ctx.session),
-        "log_keys": log_keys(ctx.session),
-        "size": cut.size,
-        "view": "whole" if whole else "filtered",
-        "exported_at": format_time(datetime.now().astimezone()),
-    }
+    header = export_header(
+        head(ctx.session).origin,
+        verifier_key(ctx.session),
+        cut.size,
+        "whole" if whole else "filtered",
+        log_keys=log_keys(ctx.session),
+        exported_at=format_time(datetime.now().astimezone()),
+    )
     write = out.write
     write(orjson.dumps(header) + b"\n")
     notes = checkpoints(ctx.session, limit=10**9) if whole else [cut]
     for checkpoint in notes:
         if checkpoint.size <= cut.size:
-            write(orjson.dumps({"type": "checkpoint", "note": checkpoint.note}) + b"\n")
+            write(checkpoint_line(checkpoint.note) + b"\n")
     entries = iter_entries(ctx.session, ctx.principal, filters, below=cut.size)
     count = 0
     for batch in batched(entries, 500):
