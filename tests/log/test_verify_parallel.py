@@ -11,6 +11,7 @@ import base64
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -80,6 +81,17 @@ def _line_of(lines: list[bytes], index: int) -> int:
     return next(i for i, raw in enumerate(lines) if raw.startswith(prefix))
 
 
+def _members_reordered(line: bytes) -> bytes:
+    """The same event line with its members in another order and spaces between them: valid,
+    but not the exporter's layout (the verifier's explaining path reads it)."""
+    obj = orjson.loads(line)
+    return b'{"leaf": "%s", "type": "event", "event": %s, "index": %d}\n' % (
+        obj["leaf"].encode(),
+        orjson.dumps(obj["event"], option=orjson.OPT_SORT_KEYS),
+        obj["index"],
+    )
+
+
 @pytest.fixture(scope="module")
 def signer() -> Signer:
     return Signer.parse(generate_signer(ORIGIN)[0])
@@ -95,8 +107,9 @@ def _always_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(verify, "PARALLEL_THRESHOLD", 0)
 
 
-def _both(path: Path, signer: Signer) -> tuple[object, object]:
-    """(sequential, parallel) outcome: a report's figures, or the error's index and message."""
+def _agreed(path: Path, signer: Signer) -> Any:
+    """What verifying ``path`` found - a report's figures, or the error's index and message -
+    after checking that the sequential and the parallel verifier found the same."""
 
     def outcome(run: Callable[[], verify.Report]) -> object:
         try:
@@ -108,7 +121,8 @@ def _both(path: Path, signer: Signer) -> tuple[object, object]:
     with path.open("rb") as lines:
         sequential = outcome(lambda: verify_export(lines, key=signer.verifier))
     parallel = outcome(lambda: verify_export_file(path, key=signer.verifier, jobs=2))
-    return sequential, parallel
+    assert sequential == parallel
+    return sequential
 
 
 def test_an_intact_log_verifies_the_same_in_parallel(
@@ -117,8 +131,7 @@ def test_an_intact_log_verifies_the_same_in_parallel(
     path = tmp_path / "log.jsonl"
     roots = _roots(leaves)
     _write(path, leaves, signer, roots)
-    sequential, parallel = _both(path, signer)
-    assert sequential == parallel == (EVENTS, len(roots), roots[EVENTS])
+    assert _agreed(path, signer) == (EVENTS, len(roots), roots[EVENTS])
 
 
 @pytest.mark.parametrize("index", [0, 1, 6, 7, 8, 999, 1500, EVENTS - 1])
@@ -132,10 +145,9 @@ def test_a_re_encoded_event_is_found_at_the_same_place(
     forged[index] = encode(event_object(index, {**_fields(index), "actor": "user:mallory"}))
     path = tmp_path / "log.jsonl"
     _write(path, forged, signer, roots)
-    sequential, parallel = _both(path, signer)
-    assert sequential == parallel
-    assert sequential[0] == "error"
-    assert sequential[1] == index - index % EVERY  # the start of the segment holding it
+    found = _agreed(path, signer)
+    assert found[0] == "error"
+    assert found[1] == index - index % EVERY  # the start of the segment holding it
 
 
 def test_an_edited_field_is_found_at_its_own_index(
@@ -145,9 +157,8 @@ def test_an_edited_field_is_found_at_its_own_index(
     at = _line_of(lines, 1234)
     lines[at] = lines[at].replace(b'"user:c4"', b'"user:c3"')
     path.write_bytes(b"".join(lines))
-    sequential, parallel = _both(path, signer)
-    assert sequential == parallel
-    assert sequential[:2] == ("error", 1234)
+    found = _agreed(path, signer)
+    assert found[:2] == ("error", 1234)
 
 
 def test_a_non_canonical_but_valid_line_takes_the_explaining_path(
@@ -156,14 +167,9 @@ def test_a_non_canonical_but_valid_line_takes_the_explaining_path(
     """Members in another order and spaces: still the same event, so still verified."""
     path, lines = _exported(tmp_path, signer, leaves)
     at = _line_of(lines, 777)
-    obj = orjson.loads(lines[at])
-    lines[at] = b'{"leaf": "%s", "type": "event", "event": %s, "index": 777}\n' % (
-        obj["leaf"].encode(),
-        orjson.dumps(obj["event"], option=orjson.OPT_SORT_KEYS),
-    )
+    lines[at] = _members_reordered(lines[at])
     path.write_bytes(b"".join(lines))
-    sequential, parallel = _both(path, signer)
-    assert sequential == parallel == (EVENTS, len(_roots(leaves)), _roots(leaves)[EVENTS])
+    assert _agreed(path, signer) == (EVENTS, len(_roots(leaves)), _roots(leaves)[EVENTS])
 
 
 def test_a_wrong_leaf_string_is_caught(tmp_path: Path, signer: Signer, leaves: list[bytes]) -> None:
@@ -173,9 +179,8 @@ def test_a_wrong_leaf_string_is_caught(tmp_path: Path, signer: Signer, leaves: l
     good = base64.b64encode(leaves[42])
     bad = base64.b64encode(leaves[42].replace(b"T-42", b"T-43"))
     path.write_bytes(data.replace(good, bad, 1))
-    sequential, parallel = _both(path, signer)
-    assert sequential == parallel
-    assert sequential[:2] == ("error", 42)
+    found = _agreed(path, signer)
+    assert found[:2] == ("error", 42)
 
 
 def test_a_missing_event_and_extra_events_are_caught(
@@ -184,13 +189,11 @@ def test_a_missing_event_and_extra_events_are_caught(
     path, lines = _exported(tmp_path, signer, leaves)
     at = _line_of(lines, 1600)
     path.write_bytes(b"".join(lines[:at] + lines[at + 1 :]))
-    sequential, parallel = _both(path, signer)
-    assert sequential == parallel
-    assert sequential[:2] == ("error", 1600)
+    found = _agreed(path, signer)
+    assert found[:2] == ("error", 1600)
     path.write_bytes(b"".join(lines + lines[-3:]))
-    sequential, parallel = _both(path, signer)
-    assert sequential == parallel
-    assert sequential[0] == "error"
+    found = _agreed(path, signer)
+    assert found[0] == "error"
 
 
 def _signed_with_raw_event(
@@ -207,16 +210,6 @@ def _signed_with_raw_event(
     return path, path.read_bytes().splitlines(keepends=True)
 
 
-def _members_reordered(line: bytes) -> bytes:
-    """The same event line with its members in another order: not the exporter's layout."""
-    obj = orjson.loads(line)
-    return b'{"leaf":"%s","index":%d,"type":"event","event":%s}\n' % (
-        obj["leaf"].encode(),
-        obj["index"],
-        orjson.dumps(obj["event"], option=orjson.OPT_SORT_KEYS),
-    )
-
-
 @pytest.mark.parametrize(
     "change",
     [{"v": True}, {"index": True}, {"detail": {"n": 2**53}}],
@@ -228,15 +221,13 @@ def test_a_signed_event_of_the_wrong_type_is_refused_in_any_layout(
     """JSON ``true`` is not the integer 1 (Python's ``True == 1`` must not decide it), and
     integers stop at 2**53 - 1; a signature over such an event does not make it one."""
     path, lines = _signed_with_raw_event(tmp_path, signer, leaves, 1, change)
-    sequential, parallel = _both(path, signer)
-    assert sequential == parallel
-    assert sequential[:2] == ("error", 1)
+    found = _agreed(path, signer)
+    assert found[:2] == ("error", 1)
     at = _line_of(lines, 1)
     lines[at] = _members_reordered(lines[at])
     path.write_bytes(b"".join(lines))
-    sequential, parallel = _both(path, signer)
-    assert sequential == parallel
-    assert sequential[:2] == ("error", 1)
+    found = _agreed(path, signer)
+    assert found[:2] == ("error", 1)
 
 
 @pytest.mark.parametrize(
@@ -249,10 +240,9 @@ def test_the_layout_of_a_line_does_not_change_the_verdict(
     log key: whether the line is in the exporter's layout (the fast path) or not (the
     explaining path), verification answers the same."""
     path, lines = _signed_with_raw_event(tmp_path, signer, leaves, 5, change)
-    intact = _both(path, signer)
-    assert intact[0] == intact[1]
-    assert intact[0][0] == EVENTS  # verified: its fields are exactly what was signed
+    intact = _agreed(path, signer)
+    assert intact[0] == EVENTS  # verified: its fields are exactly what was signed
     at = _line_of(lines, 5)
     lines[at] = _members_reordered(lines[at])
     path.write_bytes(b"".join(lines))
-    assert _both(path, signer) == intact
+    assert _agreed(path, signer) == intact
