@@ -54,7 +54,10 @@ def ensure_venv(extras: str) -> None:
             venv.create(VENV, with_pip=False, clear=True)  # Debian without python3-venv/pip
     if not _has_pip():
         _bootstrap_pip()
-    wanted = f"{extras}:{(ROOT / 'pyproject.toml').stat().st_mtime_ns}"
+    # The install is redone when the project's metadata or a C source changes: an editable
+    # install picks up Python edits by itself, but builds the C extension only when installed.
+    inputs = [ROOT / "pyproject.toml", *sorted(ROOT.glob("vault/**/*.c"))]
+    wanted = f"{extras}:" + ",".join(str(p.stat().st_mtime_ns) for p in inputs)
     if STAMP.exists() and STAMP.read_text() == wanted:
         return
     print("installing Custody and its dependencies ...", flush=True)

@@ -12,6 +12,7 @@ written by the vault's own encoder and signer. Then, in the same run:
   * ``custody audit verify FILE --key K`` as a whole process (start-up included; one worker
     process per CPU), its wall time and its CPU time (user + system of all its processes:
     stable on a shared machine where wall time is not);
+  * the same command with the verifier's Python fast path instead of its C one (when built);
   * the bare floor: ``hashlib.sha256(...).digest()`` over the same N leaf inputs
     (0x00 || leaf) and N - 1 node inputs, prepared in memory beforehand;
   * the ratio of the two (target: within 2x);
@@ -38,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson  # noqa: E402
 
 from vault.log import merkle  # noqa: E402
+from vault.log import verify as verify_module  # noqa: E402
 from vault.log.events import (  # noqa: E402
     checkpoint_line,
     encode,
@@ -49,6 +51,11 @@ from vault.log.note import Checkpoint, Signer, generate_signer, sign_checkpoint 
 from vault.log.verify import verify_export  # noqa: E402
 
 ORIGIN = "custody.vault/bench"
+#: ``custody`` with the verifier's pure-Python fast path instead of the C one (vault/log/_intact.c)
+WITH_PYTHON_FAST_PATH = (
+    "import vault.log.verify as v; v._intact_leaves = v._intact_leaves_py; "
+    "from cli.main import main; main()"
+)
 ACTIONS = ("secret.checkout", "lease.checkin", "auth.login", "secret.add", "secret.totp")
 
 
@@ -147,20 +154,25 @@ def main() -> None:
             f"{args.n:,} events, {size_mb:,.0f} MB export, checkpoint every {args.every:,} "
             f"(built in {time.perf_counter() - t0:.1f} s); python {sys.version.split()[0]}"
         )
-        one, bare, cli, cli_cpu = [], [], [], []
+        one, bare, cli, cli_cpu, cli_py = [], [], [], [], []
         jobs = os.cpu_count() or 1
         custody = str(Path(sys.executable).parent / "custody")
-        key_string = signer.verifier.key_string()
+        verify_args = ["audit", "verify", str(path), "--key", signer.verifier.key_string()]
+        native = verify_module._intact_leaves_native is not None
         for _ in range(args.repeat):
             before = _children_cpu()
             start = time.perf_counter()
-            subprocess.run(
-                [custody, "audit", "verify", str(path), "--key", key_string],
-                check=True,
-                capture_output=True,
-            )
+            subprocess.run([custody, *verify_args], check=True, capture_output=True)
             cli.append(time.perf_counter() - start)
             cli_cpu.append(_children_cpu() - before)
+            if native:  # the baseline of the C fast path: the same command without it
+                start = time.perf_counter()
+                subprocess.run(
+                    [sys.executable, "-c", WITH_PYTHON_FAST_PATH, *verify_args],
+                    check=True,
+                    capture_output=True,
+                )
+                cli_py.append(time.perf_counter() - start)
             start = time.perf_counter()
             with path.open("rb") as lines:
                 report = verify_export(lines, key=signer.verifier)
@@ -168,14 +180,18 @@ def main() -> None:
             assert report.events == args.n and report.checkpoints == -(-args.n // args.every)
             bare.append(bare_floor(leaves))
         b = min(bare)
+        fast_path = "C" if native else "Python (C not built)"
         for name, times in (
             ("verify, 1 process", one),
-            (f"custody audit verify FILE --key K ({jobs} workers)", cli),
+            (f"custody audit verify FILE --key K ({jobs} workers, {fast_path} fast path)", cli),
+            ("  the same with the Python fast path", cli_py),
             ("bare SHA-256 over the same inputs", bare),
         ):
+            if not times:
+                continue
             best = min(times)
             print(
-                f"{name:48s} best {best:7.3f} s  median {statistics.median(times):7.3f} s  "
+                f"{name:62s} best {best:7.3f} s  median {statistics.median(times):7.3f} s  "
                 f"{best / args.n * 1e6:5.2f} us/event  {best / b:5.2f}x bare"
             )
         print(

@@ -102,9 +102,15 @@ def leaves() -> list[bytes]:
     return [encode(event_object(i, _fields(i))) for i in range(EVENTS)]
 
 
-@pytest.fixture(autouse=True)
-def _always_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+FAST_PATHS = {"c": verify._intact_leaves_native, "python": verify._intact_leaves_py}
+
+
+@pytest.fixture(autouse=True, params=[name for name, path in FAST_PATHS.items() if path])
+def _always_parallel(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Every test here runs with each fast path the verifier can have (the C one where it was
+    built, and the Python one it falls back to); the forked workers inherit the choice."""
     monkeypatch.setattr(verify, "PARALLEL_THRESHOLD", 0)
+    monkeypatch.setattr(verify, "_intact_leaves", FAST_PATHS[request.param])
 
 
 def _agreed(path: Path, signer: Signer) -> Any:

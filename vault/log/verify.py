@@ -20,7 +20,7 @@ import bisect
 import gc
 import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -491,7 +491,7 @@ b2a_base64 = binascii.b2a_base64
 loads, dumps = orjson.loads, orjson.dumps
 
 
-def _intact_leaves(data: bytes, first: int) -> list[bytes] | None:
+def _intact_leaves_py(data: bytes, first: int) -> list[bytes] | None:
     """The leaves of ``data``, consecutive event lines numbered from ``first`` (the last one's
     newline may be missing, as at the end of a file), if every line is intact as our exporter
     writes it; None as soon as one is not (the caller then takes the explaining path,
@@ -560,8 +560,19 @@ def _intact_leaves(data: bytes, first: int) -> list[bytes] | None:
     return leaves
 
 
-#: events parsed and re-encoded per call in _intact_leaves (measured best between 128 and 256)
+#: events parsed and re-encoded per call in _intact_leaves_py (measured best between 128 and 256)
 _GROUP = 192
+
+_FastPath = Callable[[bytes, int], "list[bytes] | None"]
+_intact_leaves_native: _FastPath | None
+try:  # the same checks in C (vault/log/_intact.c), built at install where a compiler is
+    from vault.log._intact import intact_leaves as _intact_leaves_native
+except ImportError:  # pragma: no cover - an install without a C compiler
+    _intact_leaves_native = None
+
+#: the fast path that runs: the C one when built (it accepts a subset of what the Python one
+#: does, about five times faster), else the Python one
+_intact_leaves: _FastPath = _intact_leaves_native or _intact_leaves_py
 
 
 def _leaf_hashes(leaves: list[bytes]) -> list[bytes]:
