@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from fastapi.telemetry import TelemetryConfig
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -59,6 +60,12 @@ UI_CSP = (b"content-security-policy", ui_web.UI_CSP.encode())
 HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
+#: FastAPI's own OpenTelemetry spans, metrics and logs, off: the vault's record of what
+#: happened is its audit log, and an operator's OpenTelemetry set-up must not start receiving
+#: request paths (client and secret ids) because it happens to be configured in the
+#: environment. Off also spares every request FastAPI's look for a configured provider.
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
 #: threads that run sync routes (CUSTODY_THREADS; AnyIO's default is 40)
 WORKER_THREADS = int(os.environ.get("CUSTODY_THREADS", "16"))
 LEASE_SWEEP_SECONDS = 60.0
@@ -87,6 +94,7 @@ def create_app(
 
     app = FastAPI(
         lifespan=lifespan,
+        telemetry=NO_TELEMETRY,
         title="Custody",
         version=__version__,
         description="Credential and vendor escrow vault. Sign in at /auth/login; send the "

@@ -20,7 +20,8 @@ def app_from_env() -> FastAPI:
     engine = make_engine(os.environ["CUSTODY_DATABASE_URL"]).execution_options(
         **{READ_ONLY_OPTION: True}
     )
-    app = FastAPI()
+    # FastAPI's OpenTelemetry off, as in the vault's app (api/app.py NO_TELEMETRY)
+    app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
 
     @app.get("/row")
     def row() -> dict[str, object]:
