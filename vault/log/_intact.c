@@ -23,8 +23,9 @@
  *   - strings of valid UTF-8 (no overlong forms, no surrogates), raw except the escapes
  *     orjson writes: \" \\ \b \t \n \f \r and \u00xx (lower-case hex) for the other control
  *     characters;
- *   - objects whose keys are printable ASCII without escapes, in strictly increasing byte
- *     order (so no duplicates), and arrays; nesting at most MAX_DEPTH deep.
+ *   - objects whose keys are ASCII strings (as the writer's are), in strictly increasing
+ *     order of their decoded characters (so no duplicates), and arrays; nesting at most
+ *     MAX_DEPTH deep.
  *
  * tests/log/test_intact_native.py checks the two implementations against each other on
  * generated events and on mutated lines.
@@ -118,18 +119,62 @@ static cursor string(cursor p, cursor end)
     return NULL;
 }
 
-/* An object key: a string of printable ASCII without escapes. */
-static cursor plain_key(cursor p, cursor end)
+/* An object key: a string (as above) of ASCII characters, as the writer's keys are. */
+static cursor key(cursor p, cursor end)
 {
-    if (p >= end || *p != '"')
+    cursor key_end = string(p, end);
+    if (key_end == NULL)
         return NULL;
-    for (p++; p < end; p++) {
-        if (*p == '"')
-            return p + 1;
-        if (*p < 0x20 || *p > 0x7E || *p == '\\')
+    for (cursor c = p; c < key_end; c++)
+        if (*c >= 0x80)
             return NULL;
+    return key_end;
+}
+
+static int hex_digit(unsigned char c)
+{
+    return c <= '9' ? c - '0' : c - 'a' + 10;
+}
+
+/* The next character of a key that string() accepted, at *p, escapes decoded; advances *p. */
+static unsigned key_char(cursor *p)
+{
+    cursor q = *p;
+    if (*q != '\\') {
+        *p = q + 1;
+        return *q;
     }
-    return NULL;
+    *p = q + 2;
+    switch (q[1]) {
+    case 'b':
+        return '\b';
+    case 't':
+        return '\t';
+    case 'n':
+        return '\n';
+    case 'f':
+        return '\f';
+    case 'r':
+        return '\r';
+    case 'u':
+        *p = q + 6;
+        return (unsigned)(hex_digit(q[4]) * 16 + hex_digit(q[5]));
+    default: /* \" and \\ */
+        return q[1];
+    }
+}
+
+/* Whether key a sorts strictly after key b, both the text between their quotes: orjson sorts
+ * keys by their characters (for ASCII, their bytes) once escapes are decoded - "a\n" (a
+ * newline) comes before "a!". */
+static int after(cursor a, cursor a_end, cursor b, cursor b_end)
+{
+    while (a < a_end && b < b_end) {
+        unsigned ca = key_char(&a), cb = key_char(&b);
+        if (ca != cb)
+            return ca > cb;
+    }
+    return a < a_end; /* a longer; equal keys are not in order */
 }
 
 static cursor integer(cursor p, cursor end)
@@ -154,30 +199,21 @@ static cursor integer(cursor p, cursor end)
     return p;
 }
 
-/* Keys strictly increasing: a (length la) sorts after b (length lb). */
-static int after(cursor a, Py_ssize_t la, cursor b, Py_ssize_t lb)
-{
-    int order = memcmp(a, b, (size_t)(la < lb ? la : lb));
-    return order > 0 || (order == 0 && la > lb);
-}
-
 static cursor object(cursor p, cursor end, int depth)
 {
     p++; /* '{' */
     if (p < end && *p == '}')
         return p + 1;
-    cursor previous = NULL;
-    Py_ssize_t previous_len = 0;
+    cursor previous = NULL, previous_end = NULL;
     for (;;) {
-        cursor key_end = plain_key(p, end);
+        cursor key_end = key(p, end);
         if (key_end == NULL)
             return NULL;
         /* compared without their quotes: "" sorts before "!" */
-        Py_ssize_t len = key_end - p - 2;
-        if (previous != NULL && !after(p + 1, len, previous, previous_len))
+        if (previous != NULL && !after(p + 1, key_end - 1, previous, previous_end))
             return NULL;
         previous = p + 1;
-        previous_len = len;
+        previous_end = key_end - 1;
         if (key_end >= end || *key_end != ':')
             return NULL;
         p = value(key_end + 1, end, depth + 1);
@@ -236,10 +272,15 @@ static cursor value(cursor p, cursor end, int depth)
 }
 
 /* The v1 event members in canonical order, each with its opening quote and closing ":. */
-static const char *const EVENT_MEMBERS[] = {
-    "{\"action\":", "\"actor\":", "\"at\":", "\"client_id\":", "\"detail\":",
-    "\"index\":", "\"outcome\":", "\"role\":", "\"source\":", "\"subject_id\":",
-    "\"subject_kind\":", "\"v\":1}",
+#define MEMBER(text) {text, sizeof(text) - 1}
+static const struct {
+    const char *text;
+    Py_ssize_t len;
+} EVENT_MEMBERS[] = {
+    MEMBER("{\"action\":"), MEMBER("\"actor\":"), MEMBER("\"at\":"), MEMBER("\"client_id\":"),
+    MEMBER("\"detail\":"), MEMBER("\"index\":"), MEMBER("\"outcome\":"), MEMBER("\"role\":"),
+    MEMBER("\"source\":"), MEMBER("\"subject_id\":"), MEMBER("\"subject_kind\":"),
+    MEMBER("\"v\":1}"),
 };
 #define INDEX_MEMBER 5
 #define VERSION_MEMBER 11
@@ -255,8 +296,8 @@ static cursor event(cursor p, cursor end, const char *number, Py_ssize_t number_
                 return NULL;
             p++;
         }
-        Py_ssize_t len = (Py_ssize_t)strlen(EVENT_MEMBERS[i]);
-        if (end - p < len || memcmp(p, EVENT_MEMBERS[i], (size_t)len) != 0)
+        Py_ssize_t len = EVENT_MEMBERS[i].len;
+        if (end - p < len || memcmp(p, EVENT_MEMBERS[i].text, (size_t)len) != 0)
             return NULL;
         p += len;
         if (i == VERSION_MEMBER)
@@ -343,8 +384,12 @@ static PyObject *intact_leaves(PyObject *module, PyObject *const *args, Py_ssize
         return NULL;
     }
     long long first = PyLong_AsLongLong(args[1]);
-    if (first == -1 && PyErr_Occurred())
-        return NULL;
+    if (first == -1 && PyErr_Occurred()) {
+        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+            return NULL;
+        PyErr_Clear(); /* an index no event can have: refused, as by the Python version */
+        Py_RETURN_NONE;
+    }
     if (first < 0 || first > MAX_SAFE_INTEGER)
         Py_RETURN_NONE;
     Py_buffer view;
@@ -373,7 +418,7 @@ static PyObject *intact_leaves(PyObject *module, PyObject *const *args, Py_ssize
             return NULL;
         }
         Py_DECREF(item);
-        p = line_end + 1;
+        p = nl ? nl + 1 : end;
         index++;
     }
     PyBuffer_Release(&view);
