@@ -10,12 +10,12 @@ directed cases name the forms the C version refuses on purpose.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.log.test_verify_parallel import _fields as parallel_fields
 from vault.log import verify
 from vault.log.events import MAX_SAFE_INTEGER, encode, event_object, export_line
 
@@ -32,20 +32,8 @@ def test_the_verifier_uses_the_native_fast_path() -> None:
 
 
 def _fields(i: int, **change: object) -> dict[str, object]:
-    fields: dict[str, object] = {
-        "at": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=i),
-        "actor": f"user:c{i}",
-        "role": "consultant",
-        "source": "10.0.0.1",
-        "action": "secret.checkout",
-        "outcome": "ok",
-        "client_id": None,
-        "subject_kind": "secret",
-        "subject_id": f"s-{i}",
-        "detail": {"reason": "patching", "ticket": f"T-{i}"},
-    }
-    fields.update(change)
-    return fields
+    """Event ``i``'s fields (those of the parallel-verifier tests), with ``change`` applied."""
+    return {**parallel_fields(i), **change}
 
 
 def _block(events: list[dict[str, object]], first: int = 0) -> bytes:
@@ -117,21 +105,27 @@ LINES = INTACT.splitlines()
 JSON_BYTES = b'"\\{}[],:0123456789-.eE ntfu\n\x00\x7f\xc3\xa9\xed\xf4+/=AZaz'
 
 
-@settings(max_examples=2000)
-@given(data=st.data())
-def test_a_damaged_block_is_never_accepted_by_c_alone(data: st.DataObject) -> None:
-    block = bytearray(INTACT)
-    for _ in range(data.draw(st.integers(1, 3))):
-        at = data.draw(st.integers(0, len(block) - 1))
+def _damaged(data: st.DataObject, original: bytes, most: int) -> bytes:
+    """``original`` with 1 to ``most`` bytes replaced, inserted or deleted, drawn by Hypothesis
+    (bytes that matter to JSON and base64 more often than others)."""
+    damaged = bytearray(original)
+    for _ in range(data.draw(st.integers(1, most))):
+        at = data.draw(st.integers(0, len(damaged) - 1))
         byte = data.draw(st.sampled_from(JSON_BYTES) | st.integers(0, 255))
         match data.draw(st.sampled_from(["replace", "insert", "delete"])):
             case "replace":
-                block[at] = byte
+                damaged[at] = byte
             case "insert":
-                block.insert(at, byte)
+                damaged.insert(at, byte)
             case "delete":
-                del block[at]
-    _agree(bytes(block), 10)
+                del damaged[at]
+    return bytes(damaged)
+
+
+@settings(max_examples=2000)
+@given(data=st.data())
+def test_a_damaged_block_is_never_accepted_by_c_alone(data: st.DataObject) -> None:
+    _agree(_damaged(data, INTACT, 3), 10)
 
 
 @settings(max_examples=2000)
@@ -143,18 +137,7 @@ def test_a_damaged_event_with_its_leaf_re_encoded_is_never_accepted_by_c_alone(
     the JSON checks decide, not the leaf comparison)."""
     events = [line.split(b',"event":', 1)[1].rsplit(b',"leaf":"', 1)[0] for line in LINES]
     at = data.draw(st.integers(0, len(events) - 1))
-    event = bytearray(events[at])
-    for _ in range(data.draw(st.integers(1, 2))):
-        pos = data.draw(st.integers(0, len(event) - 1))
-        byte = data.draw(st.sampled_from(JSON_BYTES) | st.integers(0, 255))
-        match data.draw(st.sampled_from(["replace", "insert", "delete"])):
-            case "replace":
-                event[pos] = byte
-            case "insert":
-                event.insert(pos, byte)
-            case "delete":
-                del event[pos]
-    events[at] = bytes(event)
+    events[at] = _damaged(data, events[at], 2)
     _agree(b"".join(export_line(e, 10 + i) + b"\n" for i, e in enumerate(events)), 10)
 
 
