@@ -189,6 +189,20 @@ def test_a_wrong_leaf_string_is_caught(tmp_path: Path, signer: Signer, leaves: l
     assert found[:2] == ("error", 42)
 
 
+@pytest.mark.parametrize("index", [0, 1000])
+def test_an_index_past_64_bits_is_reported_as_such(
+    tmp_path: Path, signer: Signer, leaves: list[bytes], index: int
+) -> None:
+    """Where a stretch begins (event 0), the parallel verifier reads the index from the file:
+    one no integer type of C holds is a bad event, not an internal error."""
+    path, lines = _exported(tmp_path, signer, leaves)
+    at = _line_of(lines, index)
+    lines[at] = lines[at].replace(b'"index":%d,' % index, b'"index":%d,' % 2**70, 1)
+    path.write_bytes(b"".join(lines))
+    found = _agreed(path, signer)
+    assert found[0] == "error" and "index" in found[2]
+
+
 def test_a_missing_event_and_extra_events_are_caught(
     tmp_path: Path, signer: Signer, leaves: list[bytes]
 ) -> None:
