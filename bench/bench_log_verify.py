@@ -12,7 +12,8 @@ written by the vault's own encoder and signer. Then, in the same run:
   * ``custody audit verify FILE --key K`` as a whole process (start-up included; one worker
     process per CPU), its wall time and its CPU time (user + system of all its processes:
     stable on a shared machine where wall time is not);
-  * the same command with the verifier's Python fast path instead of its C one (when built);
+  * the same command with the verifier's Python fast path instead of its C one (when built;
+    ``CUSTODY_NATIVE=0``);
   * the bare floor: ``hashlib.sha256(...).digest()`` over the same N leaf inputs
     (0x00 || leaf) and N - 1 node inputs, prepared in memory beforehand;
   * the ratio of the two (target: within 2x);
@@ -51,11 +52,7 @@ from vault.log.note import Checkpoint, Signer, generate_signer, sign_checkpoint 
 from vault.log.verify import verify_export  # noqa: E402
 
 ORIGIN = "custody.vault/bench"
-#: ``custody`` with the verifier's pure-Python fast path instead of the C one (vault/log/_intact.c)
-WITH_PYTHON_FAST_PATH = (
-    "import vault.log.verify as v; v._intact_leaves = v._intact_leaves_py; "
-    "from cli.main import main; main()"
-)
+
 ACTIONS = ("secret.checkout", "lease.checkin", "auth.login", "secret.add", "secret.totp")
 
 
@@ -168,9 +165,10 @@ def main() -> None:
             if native:  # the baseline of the C fast path: the same command without it
                 start = time.perf_counter()
                 subprocess.run(
-                    [sys.executable, "-c", WITH_PYTHON_FAST_PATH, *verify_args],
+                    [custody, *verify_args],
                     check=True,
                     capture_output=True,
+                    env={**os.environ, "CUSTODY_NATIVE": "0"},
                 )
                 cli_py.append(time.perf_counter() - start)
             start = time.perf_counter()

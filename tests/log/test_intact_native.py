@@ -10,6 +10,8 @@ directed cases name the forms the C version refuses on purpose.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,6 +31,22 @@ python = verify._intact_leaves_py
 
 def test_the_verifier_uses_the_native_fast_path() -> None:
     assert verify._intact_leaves is native
+
+
+def test_custody_native_0_keeps_the_c_code_unloaded() -> None:
+    probe = (
+        "import sys, vault.log.verify as v; "
+        "print(v._intact_leaves is v._intact_leaves_py, 'vault.log._intact' in sys.modules)"
+    )
+    for setting, expected in (("0", "True False"), ("1", "False True")):
+        out = subprocess.run(
+            [sys.executable, "-c", probe],
+            env={**os.environ, "CUSTODY_NATIVE": setting},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert out.split() == expected.split(), setting
 
 
 def _fields(i: int, **change: object) -> dict[str, object]:
