@@ -330,17 +330,12 @@ static int is_base64_of(cursor raw, Py_ssize_t n, cursor text, cursor text_end)
             text[2] != B64[(v >> 6) & 63] || text[3] != B64[v & 63])
             return 0;
     }
-    if (n - i == 1) {
-        unsigned v = (unsigned)raw[i] << 16;
-        return text[0] == B64[v >> 18] && text[1] == B64[(v >> 12) & 63] && text[2] == '=' &&
-               text[3] == '=';
-    }
-    if (n - i == 2) {
-        unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8;
-        return text[0] == B64[v >> 18] && text[1] == B64[(v >> 12) & 63] &&
-               text[2] == B64[(v >> 6) & 63] && text[3] == '=';
-    }
-    return 1;
+    Py_ssize_t left = n - i; /* 0, 1 or 2 bytes in a last, padded group of four characters */
+    if (left == 0)
+        return 1;
+    unsigned v = (unsigned)raw[i] << 16 | (left == 2 ? (unsigned)raw[i + 1] << 8 : 0u);
+    return text[0] == B64[v >> 18] && text[1] == B64[(v >> 12) & 63] &&
+           text[2] == (left == 2 ? B64[(v >> 6) & 63] : '=') && text[3] == '=';
 }
 
 static const char LINE_START[] = "{\"type\":\"event\",\"index\":";
