@@ -178,7 +178,7 @@ def main() -> None:
             assert report.events == args.n and report.checkpoints == -(-args.n // args.every)
             bare.append(bare_floor(leaves))
         b = min(bare)
-        fast_path = "C" if native else "Python (C not built)"
+        fast_path = "C" if native else "Python"  # Python: not built, or CUSTODY_NATIVE=0
         for name, times in (
             ("verify, 1 process", one),
             (f"custody audit verify FILE --key K ({jobs} workers, {fast_path} fast path)", cli),

@@ -11,6 +11,7 @@ import os
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from api.app import NO_TELEMETRY
 from vault.db.engine import READ_ONLY_OPTION, make_engine
 from vault.process import freeze_startup_heap
 
@@ -20,8 +21,7 @@ def app_from_env() -> FastAPI:
     engine = make_engine(os.environ["CUSTODY_DATABASE_URL"]).execution_options(
         **{READ_ONLY_OPTION: True}
     )
-    # FastAPI's OpenTelemetry off, as in the vault's app (api/app.py NO_TELEMETRY)
-    app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
+    app = FastAPI(telemetry=NO_TELEMETRY)  # FastAPI's OpenTelemetry off, as in the vault's app
 
     @app.get("/row")
     def row() -> dict[str, object]:
