@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
 
 from vault.db import engine as db
 from vault.db.models import Base
@@ -79,6 +81,67 @@ def test_upgrade_from_first_revision_keeps_data(database_url: str) -> None:
         with engine.connect() as conn:  # enforcement is back on after the migration
             if conn.dialect.name == "sqlite":
                 assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def _insert_lease(conn: Connection, lease_id: str, secret_id: str, client_id: str) -> None:
+    conn.execute(
+        text(
+            "INSERT INTO leases (id, secret_id, client_id, holder, version, exclusive, "
+            "created_at, expires_at) VALUES (:id, :s, :c, 'carol', 1, false, "
+            "'2026-01-01 00:00:00+00:00', '2026-01-01 01:00:00+00:00')"
+        ),
+        {"id": lease_id, "s": secret_id, "c": client_id},
+    )
+
+
+def test_a_lease_refers_to_its_secret_and_that_secrets_client_together(database_url: str) -> None:
+    """0007: leases made before it are kept; a lease whose client is not its secret's is
+    refused; deleting the secret deletes its leases; the downgrade gives the two keys back."""
+    engine = db.make_engine(database_url, create_dirs=True)
+    try:
+        command.upgrade(db._alembic_config(engine), "0006")
+        with engine.begin() as conn:
+            for client in ("c1", "c2"):
+                conn.execute(
+                    text(
+                        "INSERT INTO clients (id, name, name_key, created_at, updated_at, "
+                        "wrapped_key) VALUES (:id, :id, :id, '2026-01-01 00:00:00+00:00', "
+                        "'2026-01-01 00:00:00+00:00', :k)"
+                    ),
+                    {"id": client, "k": b"blob"},
+                )
+            for secret, client in (("s1", "c1"), ("s2", "c1")):
+                conn.execute(
+                    text(
+                        "INSERT INTO secrets (id, client_id, title, title_key, kind, tags, "
+                        "current_version, exclusive, sensitive, rotate_after_use, "
+                        "needs_rotation, created_at, updated_at) VALUES (:id, :c, :id, :id, "
+                        "'login', '[]', 1, false, false, false, false, "
+                        "'2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+                    ),
+                    {"id": secret, "c": client},
+                )
+            _insert_lease(conn, "l1", "s1", "c1")
+            _insert_lease(conn, "l2", "s2", "c1")
+        assert db.upgrade(engine) == ("0006", db.head_revision())
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT id FROM leases ORDER BY id")).scalars().all() == [
+                "l1",
+                "l2",
+            ]
+        with pytest.raises(IntegrityError), engine.begin() as conn:
+            _insert_lease(conn, "l3", "s1", "c2")  # s1 belongs to c1
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM secrets WHERE id = 's1'"))
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT id FROM leases")).scalars().all() == ["l2"]
+        command.downgrade(db._alembic_config(engine), "0006")
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT id FROM leases")).scalars().all() == ["l2"]
+            conn.execute(text("DELETE FROM clients WHERE id = 'c1'"))  # cascades again
+            assert conn.execute(text("SELECT count(*) FROM leases")).scalar() == 0
     finally:
         engine.dispose()
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    ForeignKeyConstraint,
     Integer,
     LargeBinary,
     MetaData,
@@ -158,7 +159,11 @@ class Recipient(Base):
 
 class Secret(Base):
     __tablename__ = "secrets"
-    __table_args__ = (UniqueConstraint("client_id", "title_key"),)
+    __table_args__ = (
+        UniqueConstraint("client_id", "title_key"),
+        # What a lease's foreign key refers to: its secret, and that secret's client.
+        UniqueConstraint("id", "client_id"),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
     title: Mapped[str] = mapped_column(String(300))
@@ -415,9 +420,18 @@ class Lease(Base):
     """A check-out: who holds which secret, why, and until when."""
 
     __tablename__ = "leases"
+    # One foreign key for the secret and its client together, rather than one for each: it
+    # also holds the lease's client to its secret's, and a check-out locks (FOR KEY SHARE, on
+    # PostgreSQL) only the row of the secret it takes out, not the client's row, which every
+    # check-out of that client's secrets would otherwise share with every other one in flight.
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["secret_id", "client_id"], ["secrets.id", "secrets.client_id"], ondelete="CASCADE"
+        ),
+    )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    secret_id: Mapped[str] = mapped_column(ForeignKey("secrets.id", ondelete="CASCADE"), index=True)
-    client_id: Mapped[str] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    secret_id: Mapped[str] = mapped_column(String(36), index=True)
+    client_id: Mapped[str] = mapped_column(String(36), index=True)
     user_id: Mapped[str | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), index=True
     )
