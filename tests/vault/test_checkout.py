@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from sqlalchemy import select
 
 from tests.conftest import Vault
-from vault.db.models import AuditEvent, User, utcnow
+from vault.db.models import AuditEvent, Lease, User, utcnow
 from vault.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vault.services import Principal, checkout, clients, secrets, users
 
@@ -108,6 +108,66 @@ def test_other_users_lease_is_not_found_and_admin_can_force(vault: Vault, people
         checkout.force_release(ctx, lease_id)
     with vault.store.context(people["dave"], vault.keys) as ctx:
         checkout.checkout(ctx, "Acme", "Domain admin", reason="after force")
+
+
+def _principal(vault: Vault, username: str) -> Principal:
+    with vault.store.session() as s:
+        user = s.scalars(select(User).where(User.username == username)).one()
+        return users.principal_for(s, user)
+
+
+def _open_lease_ids(vault: Vault) -> list[str]:
+    with vault.store.session() as s:
+        return list(s.scalars(select(Lease.id).where(Lease.released_at.is_(None))))
+
+
+def test_a_plain_checkin_ends_only_the_callers_open_lease_on_a_secret_in_scope(
+    vault: Vault, people: dict
+) -> None:
+    """A check-in without a new value is one conditional UPDATE (its lease: open, the
+    caller's, on a secret that needs no rotation, of a client the caller still sees); every
+    other case gets the general path's refusal, and the lease stays as it was."""
+    with vault.ctx() as ctx:
+        secrets.add_secret(ctx, "Acme", title="Firewall", value="f1rewall-pass", exclusive=True)
+    with vault.store.context(people["carol"], vault.keys) as ctx:
+        router = checkout.checkout(ctx, "Acme", "Router", reason="x").lease.id
+        firewall = checkout.checkout(ctx, "Acme", "Firewall", reason="x").lease.id
+    with pytest.raises(NotFound), vault.store.context(people["dave"], vault.keys) as ctx:
+        checkout.checkin(ctx, router)  # someone else's lease does not exist for dave
+    with pytest.raises(NotFound), vault.store.context(people["carol"], vault.keys) as ctx:
+        checkout.checkin(ctx, "no-such-lease")
+    with vault.ctx() as ctx:
+        users.revoke_grant(ctx, "carol", "Acme")
+    with (
+        pytest.raises(NotFound),
+        vault.store.context(_principal(vault, "carol"), vault.keys) as ctx,
+    ):
+        checkout.checkin(ctx, router)  # the grant is gone: so is the lease, to her
+    assert sorted(_open_lease_ids(vault)) == sorted([router, firewall])
+    with vault.ctx() as ctx:
+        users.grant(ctx, "carol", "Acme")
+    carol = _principal(vault, "carol")
+    with vault.store.context(carol, vault.keys) as ctx:
+        lease, version, generated = checkout.checkin(ctx, router)
+        assert (lease.id, lease.release_kind, version, generated) == (router, "checkin", None, None)
+        assert lease.released_at is not None and lease.holder == "user:carol"
+        checkout.checkin(ctx, firewall)
+    with (
+        pytest.raises(Conflict, match="already ended"),
+        vault.store.context(carol, vault.keys) as ctx,
+    ):
+        checkout.checkin(ctx, router)
+    assert _open_lease_ids(vault) == []
+    with vault.store.context(people["dave"], vault.keys) as ctx:  # the exclusive hold ended too
+        checkout.checkout(ctx, "Acme", "Firewall", reason="after carol")
+    with vault.store.session() as s:
+        events = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "secret.checkin").order_by(AuditEvent.seq)
+        ).all()
+    assert [(e.detail["title"], e.detail["lease_id"], e.actor) for e in events] == [
+        ("Router", router, "user:carol"),
+        ("Firewall", firewall, "user:carol"),
+    ]
 
 
 def test_sensitive_needs_fresh_totp(vault: Vault, people: dict) -> None:

@@ -18,7 +18,20 @@ from types import SimpleNamespace
 from typing import Any, NamedTuple, cast
 
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
-from sqlalchemy import Connection, CursorResult, Table, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    String,
+    Table,
+    bindparam,
+    exists,
+    false,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 
 from vault.db.direct import DirectStatement
 from vault.db.models import Client, Lease, Reveal, Secret, SecretVersion, User, new_id, utcnow
@@ -390,19 +403,29 @@ def checkin(
     return lease, version, generated
 
 
-_OPEN_LEASE = DirectStatement(
-    select(
-        *(_LEASES.c[name] for name in (*_LEASE_COLUMNS, "released_at", "release_kind")),
-        _SECRETS.c.title,
-        _SECRETS.c.rotate_after_use,
-    )
-    .select_from(_LEASES.join(_SECRETS, _SECRETS.c.id == _LEASES.c.secret_id))
-    .where(_LEASES.c.id == bindparam("lease_id"))
-)
-_END_LEASE = DirectStatement(
+# Ends a plain open lease of the caller's in one statement: open, theirs, on a secret that
+# needs no rotation; it returns the lease and its secret's title. Conditional, so two
+# concurrent check-ins end a lease once.
+_END_OWN_LEASE = DirectStatement(
     update(_LEASES)
-    .where(_LEASES.c.id == bindparam("lease_id"), _LEASES.c.released_at.is_(None))
-    .values(released_at=bindparam("now"), release_kind=bindparam("kind"))
+    .where(
+        _LEASES.c.id == bindparam("lease_id"),
+        _LEASES.c.released_at.is_(None),
+        _LEASES.c.user_id == bindparam("user_id"),
+        exists().where(
+            _SECRETS.c.id == _LEASES.c.secret_id, _SECRETS.c.rotate_after_use.is_(false())
+        ),
+    )
+    .values(released_at=bindparam("released_at"), release_kind="checkin")
+    .returning(
+        *(_LEASES.c[name] for name in _LEASE_COLUMNS),
+        # Written out: SQLAlchemy renders the columns of a RETURNING clause unqualified on
+        # SQLite, a correlated subquery's too.
+        literal_column(
+            "(SELECT title_of.title FROM secrets AS title_of WHERE title_of.id = leases.secret_id)",
+            String,
+        ).label("title"),
+    )
 )
 _RELEASE_HOLD = DirectStatement(
     update(_SECRETS)
@@ -416,24 +439,22 @@ _RELEASE_HOLD = DirectStatement(
 
 def _plain_checkin(ctx: Context, lease_id: str, now: datetime) -> LeaseRecord | None:
     """Check-in without a new value, in Core statements run on the driver (vault.db.direct):
-    one SELECT (lease + secret), the
-    conditional UPDATE that ends the lease (so two concurrent check-ins end it once), the
-    release of an exclusive hold, the audit event. None when the lease is not a plain open
-    lease of the caller on a secret that needs no rotation: the general path then answers
-    (with the right refusal)."""
+    the conditional UPDATE that ends the caller's open lease on a secret that needs no
+    rotation (one round trip: the check-in's only one, unless the lease held its secret
+    exclusively), and the audit event. None when the lease is not such a lease: the general
+    path then answers (with the right refusal)."""
     conn = ctx.connection()
-    row = _OPEN_LEASE.first(conn, {"lease_id": lease_id})
-    if (
-        row is None
-        or row.released_at is not None
-        or row.rotate_after_use
-        or row.user_id != ctx.principal.user_id
-        or not ctx.principal.sees(row.client_id)
-    ):
+    if ctx.principal.user_id is None:
         return None
-    ended = _END_LEASE.rowcount(conn, {"lease_id": lease_id, "now": now, "kind": "checkin"})
-    if ended != 1:
-        raise Conflict("the lease was already ended", field="lease")
+    row = _END_OWN_LEASE.first(
+        conn, {"lease_id": lease_id, "user_id": ctx.principal.user_id, "released_at": now}
+    )
+    if row is None:
+        return None
+    if not ctx.principal.sees(row.client_id):
+        # A grant removed since the check-out: the lease is no longer the caller's to see. The
+        # refusal rolls this unit of work back, the UPDATE with it.
+        raise NotFound("no such lease", field="lease")
     if row.exclusive:
         _RELEASE_HOLD.rowcount(conn, {"secret_id": row.secret_id, "lease_id": lease_id})
     lease = LeaseRecord(
