@@ -8,7 +8,9 @@ reason; a lease opens, the value comes back, the access is audited), then check 
 same run, the same load against a trivial FastAPI endpoint that reads one row from the same
 database (bench/trivial_app.py) gives the framework's ceiling. SQLite always; PostgreSQL with 1
 and 2 workers when --pg (an admin URL; a fresh database is created and dropped).
-Prints pairs/s, p50/p99 per pair, and the ratios.
+Prints pairs/s, p50/p99 per request, the ratios, and the CPU time per request of the server
+processes, of PostgreSQL's processes (when it runs on this machine) and of wrk: on two cores
+they share, those say how far a second worker can take the throughput.
 """
 
 from __future__ import annotations
@@ -98,8 +100,7 @@ class Server:
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
-                "--factory",
+                "api.server",  # as `custody serve` runs the vault (both apps, for fairness)
                 factory,
                 "--port",
                 str(self.port),
@@ -299,6 +300,8 @@ def run_engine_wrk(
         "latency": "per request",
         "cpu_ms": co["cpu_ms"],
         "ceiling_cpu_ms": ceiling["cpu_ms"],
+        "postgres_cpu_ms": co["postgres_cpu_ms"],
+        "wrk_cpu_ms": co["wrk_cpu_ms"],
     }
 
 
@@ -316,12 +319,40 @@ def wrk_against(
     server = Server(factory, env, workers)
     try:
         run_wrk(server.url, script, args.clients, 2, wrk_env)  # warm-up
-        cpu = server.cpu_seconds()
+        before = (server.cpu_seconds(), process_cpu_seconds("postgres"), children_cpu_seconds())
         out = run_wrk(server.url, script, args.clients, args.seconds, wrk_env)
-        cpu = server.cpu_seconds() - cpu
+        after = (server.cpu_seconds(), process_cpu_seconds("postgres"), children_cpu_seconds())
     finally:
         server.stop()
-    return {**out, "cpu_ms": 1000 * cpu / (out["rps"] * args.seconds)}
+    requests = out["rps"] * args.seconds
+    cpu, postgres, wrk = (1000 * (b - a) / requests for a, b in zip(before, after, strict=True))
+    return {**out, "cpu_ms": cpu, "postgres_cpu_ms": postgres, "wrk_cpu_ms": wrk}
+
+
+def process_cpu_seconds(command: str) -> float:
+    """User + system CPU time used so far by every process named ``command`` (from /proc):
+    PostgreSQL's backends and helpers, when it runs on this machine."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name, _, rest = stat.partition(" (")[2].rpartition(") ")
+            if name == command:
+                fields = rest.split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU time of this process's finished children (wrk)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_any(label: str, db_url: str, args: argparse.Namespace, workers: int) -> dict[str, Any]:
@@ -405,6 +436,12 @@ def main() -> None:
             f"  -> {100 * r['ratio']:5.1f}% of ceiling"
             + (
                 f"  | CPU {r['cpu_ms']:.2f} ms/request (ceiling {r['ceiling_cpu_ms']:.2f})"
+                + (
+                    f", PostgreSQL {r['postgres_cpu_ms']:.2f}"
+                    if r["label"] == "postgresql" and r["postgres_cpu_ms"] > 0
+                    else ""
+                )
+                + f", wrk {r['wrk_cpu_ms']:.2f}"
                 if "cpu_ms" in r
                 else ""
             )

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
@@ -21,7 +22,8 @@ def free_port() -> int:
 
 @contextmanager
 def uvicorn_server(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
-    """Start `uvicorn --factory api.main:app_from_env` on a free loopback port; yield its URL."""
+    """Serve api.main:app_from_env as `custody serve` does, on a free loopback port; yield its
+    URL."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODY_")}
     full_env.update(env)
@@ -29,8 +31,7 @@ def uvicorn_server(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "uvicorn",
-            "--factory",
+            "api.server",  # as `custody serve`: uvicorn, a socket of its own per worker
             "api.main:app_from_env",
             "--host",
             "127.0.0.1",
@@ -65,3 +66,16 @@ def uvicorn_server(env: dict[str, str], *, workers: int = 1) -> Iterator[str]:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def pid_app() -> Any:
+    """An app factory for tests of the launcher (api.server): GET /pid answers the process id
+    of the worker that served it."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def pid(_request: Any) -> PlainTextResponse:
+        return PlainTextResponse(str(os.getpid()))
+
+    return Starlette(routes=[Route("/pid", pid)])

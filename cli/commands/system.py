@@ -425,7 +425,8 @@ def serve(
     tls_key: str | None,
     start_sealed: bool,
 ) -> None:
-    """Run the HTTP API (OpenAPI docs at /docs) with uvicorn.
+    """Run the HTTP API (OpenAPI docs at /docs) with uvicorn (on Linux, several workers
+    each listen on a socket of their own, so the kernel spreads connections evenly).
 
     Unseals at start from a prompt, CUSTODY_UNSEAL_FILE or CUSTODY_UNSEAL_PASSPHRASE, or
     starts sealed with --sealed. With several workers, each worker process receives the
@@ -436,8 +437,8 @@ def serve(
     local_only("custody serve")
     import base64
 
-    import uvicorn
-
+    from api.server import ServeOptions
+    from api.server import serve as serve_app
     from vault.errors import InvalidInput
     from vault.store import Store
 
@@ -467,17 +468,18 @@ def serve(
         f"(docs at /docs), {workers} worker(s)",
         err=True,
     )
-    uvicorn.run(
-        "api.main:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        ssl_certfile=tls_cert,
-        ssl_keyfile=tls_key,
-        log_level="info",
-        server_header=False,
+    status = serve_app(
+        ServeOptions(
+            app="api.main:app_from_env",
+            host=host,
+            port=port,
+            workers=workers,
+            ssl_certfile=tls_cert,
+            ssl_keyfile=tls_key,
+        )
     )
+    if status:
+        raise click.exceptions.Exit(2)
 
 
 def _unseal_secret(store: Store) -> UnsealSecret:
