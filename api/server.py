@@ -31,6 +31,9 @@ log = logging.getLogger("custody.server")
 
 #: uvicorn's exit status for a server that could not start (bad app, port taken)
 STARTUP_FAILURE = 3
+#: a worker that exits sooner than this after its start is not restarted: the next one would
+#: most likely fail the same way (an app that cannot load), and a restart loop helps nobody
+QUICK_DEATH = 5.0
 
 
 @dataclass(frozen=True)
@@ -114,10 +117,12 @@ class _Supervisor:
         self.options = options
         self.context = multiprocessing.get_context("spawn")
         self.stopping = False
+        self.started_at: dict[BaseProcess, float] = {}
 
     def _start(self) -> BaseProcess:
         process = self.context.Process(target=_worker, args=(self.options,), name="custody-worker")
         process.start()
+        self.started_at[process] = time.monotonic()
         return process
 
     def _stop(self, *_: object) -> None:
@@ -133,8 +138,9 @@ class _Supervisor:
                 for i, process in enumerate(workers):
                     if process.is_alive() or self.stopping:
                         continue
-                    if process.exitcode == STARTUP_FAILURE:
-                        log.error("a worker could not start: stopping")
+                    lived = time.monotonic() - self.started_at.pop(process)
+                    if process.exitcode == STARTUP_FAILURE or lived < QUICK_DEATH:
+                        log.error("a worker could not start (exit %s): stopping", process.exitcode)
                         status = STARTUP_FAILURE
                         self.stopping = True
                         break

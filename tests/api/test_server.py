@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from api.server import QUICK_DEATH
 from tests.server import free_port
 
 pytestmark = pytest.mark.skipif(
@@ -144,6 +145,7 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(
 ) -> None:
     proc, port = launcher
     first, second = _workers(proc.pid, port)
+    time.sleep(QUICK_DEATH)  # a worker dying sooner after its start would stop everything
     os.kill(first, signal.SIGKILL)
     _wait_for(lambda: first not in _children(proc.pid) and len(_workers(proc.pid, port)) == 2)
     _wait_for(lambda: _answers(port))
@@ -169,3 +171,15 @@ def test_a_port_already_taken_is_a_startup_failure() -> None:
         )
     assert run.returncode == 3
     assert "cannot bind" in run.stderr
+
+
+def test_an_app_that_cannot_load_stops_the_server_instead_of_restarting_workers() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "api.server", "tests.server:no_such_app", "--workers", "2"]
+        + ["--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 3
+    assert "could not start" in run.stderr
