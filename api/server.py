@@ -64,7 +64,9 @@ def serve(options: ServeOptions) -> int:
     """Serve until interrupted (SIGINT, SIGTERM); the exit status."""
     import uvicorn
 
-    if options.workers == 1 or not hasattr(socket, "SO_REUSEPORT"):
+    # Linux only: elsewhere SO_REUSEPORT lets several sockets bind but does not spread the
+    # connections over them.
+    if options.workers == 1 or not sys.platform.startswith("linux"):
         uvicorn.run(options.app, workers=options.workers, **options.uvicorn_kwargs())
         return 0
     # Bound here too, never listening (the kernel hands connections to listening sockets
