@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 
 from bench.common import PASSPHRASE, workdir  # noqa: E402
-from tests.server import free_port  # noqa: E402
+from tests.server import children_of, cpu_seconds, free_port  # noqa: E402
 
 
 def setup_vault(url: str, clients_n: int) -> tuple[str, list[str], list[str]]:
@@ -124,29 +124,13 @@ class Server:
         raise RuntimeError("server did not start")
 
     def pids(self) -> list[int]:
-        """The server process and its workers (uvicorn --workers forks children)."""
-        found = [self.proc.pid]
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    stat = (entry / "stat").read_text()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid:
-                    found.append(int(entry.name))
-        return found
+        """The launcher's process and its workers."""
+        return [self.proc.pid, *children_of(self.proc.pid)]
 
     def cpu_seconds(self) -> float:
         """User + system CPU time used so far by the server and its workers (from /proc)."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for pid in self.pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / ticks
+        pids = set(self.pids())
+        return cpu_seconds(lambda pid, _name: pid in pids)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -364,19 +348,7 @@ def refusals(db_url: str) -> dict[str, int]:
 def process_cpu_seconds(command: str) -> float:
     """User + system CPU time used so far by every process named ``command`` (from /proc):
     PostgreSQL's backends and helpers, when it runs on this machine."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            name, _, rest = stat.partition(" (")[2].rpartition(") ")
-            if name == command:
-                fields = rest.split()
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+    return cpu_seconds(lambda _pid, name: name == command)
 
 
 def children_cpu_seconds() -> float:

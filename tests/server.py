@@ -7,8 +7,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,30 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def processes() -> Iterator[tuple[int, str, list[str]]]:
+    """Every process now (Linux /proc): its pid, its command name, and the fields of
+    /proc/PID/stat after the name (``[1]`` the parent's pid, ``[11]`` and ``[12]`` the user and
+    system CPU time in clock ticks)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            name, _, rest = stat.partition(" (")[2].rpartition(") ")
+            yield int(entry.name), name, rest.split()
+
+
+def children_of(pid: int) -> list[int]:
+    return [child for child, _, fields in processes() if int(fields[1]) == pid]
+
+
+def cpu_seconds(select: Callable[[int, str], bool]) -> float:
+    """User + system CPU time used so far by the processes ``select(pid, name)`` picks."""
+    ticks = sum(int(f[11]) + int(f[12]) for pid, name, f in processes() if select(pid, name))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager

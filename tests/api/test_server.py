@@ -17,24 +17,11 @@ from pathlib import Path
 import pytest
 
 from api.server import QUICK_DEATH
-from tests.server import free_port
+from tests.server import children_of, free_port
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="a socket per worker is the Linux launcher's"
 )
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def _listening_inodes(port: int) -> set[str]:
@@ -62,7 +49,7 @@ def _socket_inodes(pid: int) -> set[str]:
 def _workers(supervisor: int, port: int) -> list[int]:
     """The supervisor's children that listen on ``port``: its workers."""
     listening = _listening_inodes(port)
-    return [pid for pid in _children(supervisor) if _socket_inodes(pid) & listening]
+    return [pid for pid in children_of(supervisor) if _socket_inodes(pid) & listening]
 
 
 def _get_pid(sock: socket.socket) -> int:
@@ -146,7 +133,7 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(
     first, second = _workers(proc.pid, port)
     time.sleep(QUICK_DEATH)  # a worker dying sooner after its start would stop everything
     os.kill(first, signal.SIGKILL)
-    _wait_for(lambda: first not in _children(proc.pid) and len(_workers(proc.pid, port)) == 2)
+    _wait_for(lambda: first not in children_of(proc.pid) and len(_workers(proc.pid, port)) == 2)
     _wait_for(lambda: _answers(port))
     workers = _workers(proc.pid, port)
     assert second in workers

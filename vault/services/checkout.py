@@ -443,9 +443,9 @@ def _plain_checkin(ctx: Context, lease_id: str, now: datetime) -> LeaseRecord | 
     rotation (one round trip: the check-in's only one, unless the lease held its secret
     exclusively), and the audit event. None when the lease is not such a lease: the general
     path then answers (with the right refusal)."""
-    conn = ctx.connection()
     if ctx.principal.user_id is None:
-        return None
+        return None  # the local operator's leases have no user: the general path
+    conn = ctx.connection()
     row = _END_OWN_LEASE.first(
         conn, {"lease_id": lease_id, "user_id": ctx.principal.user_id, "released_at": now}
     )
