@@ -6,11 +6,12 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from vault.db import engine as db
-from vault.db.models import Base
+from vault.db.models import Base, Lease, utcnow
+from vault.services import checkout
 
 
 def test_models_match_migrations(database_url: str) -> None:
@@ -142,6 +143,56 @@ def test_a_lease_refers_to_its_secret_and_that_secrets_client_together(database_
             assert conn.execute(text("SELECT id FROM leases")).scalars().all() == ["l2"]
             conn.execute(text("DELETE FROM clients WHERE id = 'c1'"))  # cascades again
             assert conn.execute(text("SELECT count(*) FROM leases")).scalar() == 0
+    finally:
+        engine.dispose()
+
+
+def _lease_indexes(engine: Engine) -> set[str]:
+    return {index["name"] for index in inspect(engine).get_indexes("leases") if index["name"]}
+
+
+def test_open_leases_get_an_index_of_their_own(database_url: str) -> None:
+    """0008: the full index on expires_at gives way to one of open leases only; leases made
+    before it are kept, and open ones are found through it; the downgrade gives the full index
+    back."""
+    engine = db.make_engine(database_url, create_dirs=True)
+    try:
+        command.upgrade(db._alembic_config(engine), "0007")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO clients (id, name, name_key, created_at, updated_at, "
+                    "wrapped_key) VALUES ('c1', 'c1', 'c1', '2026-01-01 00:00:00+00:00', "
+                    "'2026-01-01 00:00:00+00:00', :k)"
+                ),
+                {"k": b"blob"},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO secrets (id, client_id, title, title_key, kind, tags, "
+                    "current_version, exclusive, sensitive, rotate_after_use, needs_rotation, "
+                    "created_at, updated_at) VALUES ('s1', 'c1', 's1', 's1', 'login', '[]', 1, "
+                    "false, false, false, false, '2026-01-01 00:00:00+00:00', "
+                    "'2026-01-01 00:00:00+00:00')"
+                )
+            )
+            _insert_lease(conn, "open", "s1", "c1")
+            _insert_lease(conn, "ended", "s1", "c1")
+            conn.execute(text("UPDATE leases SET released_at = expires_at WHERE id = 'ended'"))
+        assert "ix_leases_expires_at" in _lease_indexes(engine)
+        assert db.upgrade(engine) == ("0007", db.head_revision())
+        indexes = _lease_indexes(engine)
+        assert "ix_leases_open_expiry" in indexes and "ix_leases_expires_at" not in indexes
+        with engine.connect() as conn:
+            swept = conn.execute(
+                checkout.open_leases(expired_by=utcnow()).with_only_columns(Lease.id)
+            )
+            assert swept.scalars().all() == ["open"]
+        command.downgrade(db._alembic_config(engine), "0007")
+        indexes = _lease_indexes(engine)
+        assert "ix_leases_expires_at" in indexes and "ix_leases_open_expiry" not in indexes
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM leases")).scalar() == 2
     finally:
         engine.dispose()
 

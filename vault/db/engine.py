@@ -111,7 +111,7 @@ def _alembic_config(engine: Engine) -> Any:
 #: The newest migration's revision. Known here so that opening a store reads one row instead of
 #: importing Alembic and its scripts (about 0.3 s on every CLI command);
 #: tests/vault/test_migrations.py checks it against the migration scripts.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 
 def head_revision() -> str:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -424,9 +426,19 @@ class Lease(Base):
     # also holds the lease's client to its secret's, and a check-out locks (FOR KEY SHARE, on
     # PostgreSQL) only the row of the secret it takes out, not the client's row, which every
     # check-out of that client's secrets would otherwise share with every other one in flight.
+    #
+    # Open leases are indexed on their own (by expiry): the lease sweep, the overdue list and
+    # each consultant's open leases read only those, however long the history of ended leases
+    # grows (a full index on expires_at made every sweep walk every lease ever expired).
     __table_args__ = (
         ForeignKeyConstraint(
             ["secret_id", "client_id"], ["secrets.id", "secrets.client_id"], ondelete="CASCADE"
+        ),
+        Index(
+            "ix_leases_open_expiry",
+            "expires_at",
+            sqlite_where=text("released_at IS NULL"),
+            postgresql_where=text("released_at IS NULL"),
         ),
     )
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -441,7 +453,7 @@ class Lease(Base):
     version: Mapped[int] = mapped_column(Integer)
     exclusive: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     release_kind: Mapped[str | None] = mapped_column(String(16))  # checkin, expired, forced
 

@@ -529,11 +529,7 @@ def force_release(ctx: Context, lease_id: str, *, now: datetime | None = None) -
 def expire_leases(ctx: Context, *, now: datetime | None = None) -> int:
     """Mark leases past their expiry as ended (exclusive holds lapse by themselves anyway)."""
     now = now or utcnow()
-    rows = list(
-        ctx.session.scalars(
-            select(Lease).where(Lease.released_at.is_(None), Lease.expires_at <= now)
-        )
-    )
+    rows = list(ctx.session.scalars(open_leases(expired_by=now)))
     ended = 0
     for lease in rows:
         # Conditional: when several server processes sweep at once, each lease ends once.
@@ -572,12 +568,25 @@ def list_leases(
 ) -> list[Lease]:
     ctx.require("admin", "consultant")
     now = now or utcnow()
-    stmt = select(Lease).where(Lease.released_at.is_(None)).order_by(Lease.expires_at)
-    if mine or ctx.principal.role == "consultant":
-        stmt = stmt.where(Lease.user_id == ctx.principal.user_id)
-    if overdue:
-        stmt = stmt.where(Lease.expires_at <= now)
+    stmt = open_leases(
+        expired_by=now if overdue else None,
+        user_id=ctx.principal.user_id if mine or ctx.principal.role == "consultant" else None,
+    )
     return [lease for lease in ctx.session.scalars(stmt) if ctx.principal.sees(lease.client_id)]
+
+
+def open_leases(*, expired_by: datetime | None = None, user_id: str | None = None) -> Any:
+    """Open leases by expiry, those expired by ``expired_by`` or held by ``user_id`` if given.
+
+    Written so that both engines read them from the index of open leases
+    (``ix_leases_open_expiry``, whose condition ``released_at IS NULL`` the query repeats): the
+    cost follows the leases open now, not every lease ever ended."""
+    stmt = select(Lease).where(Lease.released_at.is_(None)).order_by(Lease.expires_at)
+    if expired_by is not None:
+        stmt = stmt.where(Lease.expires_at <= expired_by)
+    if user_id is not None:
+        stmt = stmt.where(Lease.user_id == user_id)
+    return stmt
 
 
 def awaiting_rotation(ctx: Context) -> list[Secret]:
