@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql
 
 from tests.conftest import Vault
 from vault.db.models import Lease, User, new_id, utcnow
@@ -109,3 +110,33 @@ def test_the_services_answer_from_the_open_leases(vault: Vault, history: dict[st
         assert len(checkout.list_leases(ctx)) == 2  # the operator sees carol's and dave's
     with vault.store.context(carol, vault.keys) as ctx:
         assert checkout.list_leases(ctx, overdue=True) == []
+
+
+def test_a_check_in_finds_its_lease_by_primary_key_before_any_statistics(vault: Vault) -> None:
+    """The plain check-in's statement looks its lease up by primary key. On PostgreSQL it is
+    planned generically (as psycopg's prepared statements are from their fifth run) while the
+    leases table is empty and never analysed - a new vault. Written plainly (``released_at IS
+    NULL``, ``user_id = $n``), that plan took the index of open leases or the user's index
+    instead, and kept it as the table grew, until autovacuum's first ANALYZE."""
+    statement = checkout._END_OWN_LEASE.statement
+    with vault.store.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            plan = _plan(conn, statement)
+            assert "USING INDEX sqlite_autoindex_leases_1 (id=?)" in plan, plan
+            return
+        compiled = statement.compile(dialect=postgresql.dialect(paramstyle="numeric_dollar"))
+        values = {
+            **compiled.params,
+            "lease_id": "no such lease",
+            "user_id": "some user",
+            "released_at": "2026-01-01 00:00:00+00",
+        }
+        arguments = ", ".join(f"'{values[name]}'" for name in compiled.positiontup or ())
+        conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        conn.exec_driver_sql(f"PREPARE end_own_lease AS {compiled.string}")
+        plan = "\n".join(
+            str(row[0])
+            for row in conn.exec_driver_sql(f"EXPLAIN EXECUTE end_own_lease({arguments})")
+        )
+        conn.rollback()
+    assert "Index Scan using pk_leases on leases" in plan, plan

@@ -152,6 +152,11 @@ class DirectStatement:
         # Per engine, as SQLAlchemy's own compiled cache; weak, so a dropped engine's forms go.
         self._forms: weakref.WeakKeyDictionary[Engine, _Compiled] = weakref.WeakKeyDictionary()
 
+    @property
+    def statement(self) -> ClauseElement | Callable[[str], ClauseElement]:
+        """The Core statement (or its function of the dialect name), as given."""
+        return self._statement
+
     def _form(self, conn: Connection) -> _Compiled:
         engine = conn.engine
         form = self._forms.get(engine)
