@@ -10,7 +10,9 @@ database (bench/trivial_app.py) gives the framework's ceiling. SQLite always; Po
 and 2 workers when --pg (an admin URL; a fresh database is created and dropped).
 Prints pairs/s, p50/p99 per request, the ratios, and the CPU time per request of the server
 processes, of PostgreSQL's processes (when it runs on this machine) and of wrk: on two cores
-they share, those say how far a second worker can take the throughput.
+they share, those say how far a second worker can take the throughput. Each round also
+measures how much more pure-Python work two processes do than one on the machine at that
+moment (``machine_scaling``): what a second worker could add at best.
 """
 
 from __future__ import annotations
@@ -386,6 +388,32 @@ def fresh_pg(admin_url: str) -> tuple[str, Any]:
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False), drop
 
 
+def _spin(loops: int) -> float:
+    """Seconds of pure-Python work: the same loop in every process."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(loops):
+        total += i * i % 7
+    return time.perf_counter() - start
+
+
+def machine_scaling(loops: int = 3_000_000, repeats: int = 3) -> float:
+    """How much more CPU-bound Python work two processes get done than one, on this machine
+    now (median of ``repeats``): the most any second worker could add if it needed nothing
+    else of the two cores. Measured in each round, as the machine's speed drifts."""
+    import multiprocessing
+
+    ratios = []
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.map(_spin, [1000, 1000])  # both workers started and warm
+        for _ in range(repeats):
+            one = _spin(loops)
+            start = time.perf_counter()
+            pool.map(_spin, [loops, loops], chunksize=1)
+            ratios.append(2 * one / (time.perf_counter() - start))
+    return statistics.median(ratios)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
@@ -413,7 +441,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     results = []
+    scaling: list[float] = []
     for round_ in range(1, args.rounds + 1):
+        scaling.append(machine_scaling())
         for workers in args.sqlite_workers:
             with workdir("custody-bench-co-") as root:
                 result = run_any("sqlite", f"sqlite:///{root}/custody.db", args, workers)
@@ -463,6 +493,11 @@ def main() -> None:
                 + ", ".join(f"{x:.2f}x" for x in ratios)
                 + (f" (median {statistics.median(ratios):.2f}x)" if len(ratios) > 1 else "")
             )
+    print(
+        "machine: two CPU-bound Python processes / one, at the start of each round: "
+        + ", ".join(f"{x:.2f}x" for x in scaling)
+        + (f" (median {statistics.median(scaling):.2f}x)" if len(scaling) > 1 else "")
+    )
     if args.rounds > 1:
         print("# medians over the rounds")
         for label in ("sqlite", "postgresql"):
