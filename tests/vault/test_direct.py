@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from tests.conftest import Vault
 from vault.db.direct import DirectStatement
 from vault.db.models import Lease, Secret
+from vault.db.writer import GroupWriter
 from vault.services import clients, secrets
 
 LEASES = Lease.__table__
@@ -117,6 +118,26 @@ def test_a_failed_unit_of_work_keeps_none_of_its_writes(vault: Vault, secret_id:
         assert secret is not None and secret.title == "Router" and secret.url is None
 
 
+def _until_queued(writer: GroupWriter, count: int) -> None:
+    """Wait (10 s at most) until ``count`` threads queue for ``writer``'s mutex."""
+    deadline = time.monotonic() + 10
+    while writer._mutex.waiting < count and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def _open_batch(vault: Vault, secret_id: str, opened: threading.Event, others: int) -> None:
+    """A unit of work that sets the secret's url, then holds its batch open until ``others``
+    units queue behind it: they join this batch."""
+    writer = vault.store.writer
+    assert writer is not None
+    with vault.ctx() as ctx:
+        ctx.connection().execute(
+            update(SECRETS).where(SECRETS.c.id == secret_id).values(url="https://a.test")
+        )
+        opened.set()
+        _until_queued(writer, others)
+
+
 def test_failed_units_first_or_later_in_a_batch_keep_none_of_their_writes(
     vault: Vault, secret_id: str
 ) -> None:
@@ -135,21 +156,11 @@ def test_failed_units_first_or_later_in_a_batch_keep_none_of_their_writes(
                 raise RuntimeError("the unit fails after writing")
 
     second_waits = threading.Event()
-
-    def first_unit() -> None:
-        with vault.ctx() as ctx:
-            ctx.connection().execute(
-                update(SECRETS).where(SECRETS.c.id == secret_id).values(url="https://a.test")
-            )
-            second_waits.set()
-            deadline = time.monotonic() + 10
-            while writer._mutex.waiting == 0 and time.monotonic() < deadline:
-                time.sleep(0.001)  # the second unit now queues behind this one, same batch
-
     with pytest.raises(RuntimeError):
         rename("Failed alone", fail=True)
     commits = writer.commits
-    thread = threading.Thread(target=first_unit)
+    # the second unit queues behind this one, in its batch
+    thread = threading.Thread(target=_open_batch, args=(vault, secret_id, second_waits, 1))
     thread.start()
     second_waits.wait(10)
     with pytest.raises(RuntimeError):
@@ -223,22 +234,13 @@ def test_units_after_a_failed_one_in_the_same_batch_keep_their_writes(
             if fail:
                 raise RuntimeError("the unit fails after writing")
 
-    def first() -> None:
-        with vault.ctx() as ctx:
-            ctx.connection().execute(
-                update(SECRETS).where(SECRETS.c.id == secret_id).values(url="https://a.test")
-            )
-            queued.set()
-            deadline = time.monotonic() + 10
-            while writer._mutex.waiting < 3 and time.monotonic() < deadline:
-                time.sleep(0.001)  # the three others queue behind this unit: one batch
-
     def failing() -> None:
         with pytest.raises(RuntimeError):
             write("url", "https://failed.test", fail=True)
 
     commits = writer.commits
-    threads = [threading.Thread(target=first)]
+    # the three others queue behind the first unit: one batch
+    threads = [threading.Thread(target=_open_batch, args=(vault, secret_id, queued, 3))]
     threads[0].start()
     assert queued.wait(10)
     for i, target in enumerate(
@@ -250,9 +252,7 @@ def test_units_after_a_failed_one_in_the_same_batch_keep_their_writes(
     ):
         threads.append(threading.Thread(target=target))
         threads[-1].start()
-        deadline = time.monotonic() + 10
-        while writer._mutex.waiting < i + 1 and time.monotonic() < deadline:
-            time.sleep(0.001)  # queued in this order
+        _until_queued(writer, i + 1)  # queued in this order
     for thread in threads:
         thread.join(10)
     assert writer.commits == commits + 1
