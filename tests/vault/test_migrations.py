@@ -97,6 +97,32 @@ def _insert_lease(conn: Connection, lease_id: str, secret_id: str, client_id: st
     )
 
 
+def _insert_client(conn: Connection, client_id: str) -> None:
+    """A client row as revisions 0002 and later store it."""
+    conn.execute(
+        text(
+            "INSERT INTO clients (id, name, name_key, created_at, updated_at, "
+            "wrapped_key) VALUES (:id, :id, :id, '2026-01-01 00:00:00+00:00', "
+            "'2026-01-01 00:00:00+00:00', :k)"
+        ),
+        {"id": client_id, "k": b"blob"},
+    )
+
+
+def _insert_secret(conn: Connection, secret_id: str, client_id: str) -> None:
+    """A secret row as revisions 0002 and later store it."""
+    conn.execute(
+        text(
+            "INSERT INTO secrets (id, client_id, title, title_key, kind, tags, "
+            "current_version, exclusive, sensitive, rotate_after_use, "
+            "needs_rotation, created_at, updated_at) VALUES (:id, :c, :id, :id, "
+            "'login', '[]', 1, false, false, false, false, "
+            "'2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+        ),
+        {"id": secret_id, "c": client_id},
+    )
+
+
 def test_a_lease_refers_to_its_secret_and_that_secrets_client_together(database_url: str) -> None:
     """0007: leases made before it are kept; a lease whose client is not its secret's is
     refused; deleting the secret deletes its leases; the downgrade gives the two keys back."""
@@ -105,25 +131,9 @@ def test_a_lease_refers_to_its_secret_and_that_secrets_client_together(database_
         command.upgrade(db._alembic_config(engine), "0006")
         with engine.begin() as conn:
             for client in ("c1", "c2"):
-                conn.execute(
-                    text(
-                        "INSERT INTO clients (id, name, name_key, created_at, updated_at, "
-                        "wrapped_key) VALUES (:id, :id, :id, '2026-01-01 00:00:00+00:00', "
-                        "'2026-01-01 00:00:00+00:00', :k)"
-                    ),
-                    {"id": client, "k": b"blob"},
-                )
-            for secret, client in (("s1", "c1"), ("s2", "c1")):
-                conn.execute(
-                    text(
-                        "INSERT INTO secrets (id, client_id, title, title_key, kind, tags, "
-                        "current_version, exclusive, sensitive, rotate_after_use, "
-                        "needs_rotation, created_at, updated_at) VALUES (:id, :c, :id, :id, "
-                        "'login', '[]', 1, false, false, false, false, "
-                        "'2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
-                    ),
-                    {"id": secret, "c": client},
-                )
+                _insert_client(conn, client)
+            for secret in ("s1", "s2"):
+                _insert_secret(conn, secret, "c1")
             _insert_lease(conn, "l1", "s1", "c1")
             _insert_lease(conn, "l2", "s2", "c1")
         assert db.upgrade(engine) == ("0006", db.head_revision())
@@ -159,23 +169,8 @@ def test_open_leases_get_an_index_of_their_own(database_url: str) -> None:
     try:
         command.upgrade(db._alembic_config(engine), "0007")
         with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO clients (id, name, name_key, created_at, updated_at, "
-                    "wrapped_key) VALUES ('c1', 'c1', 'c1', '2026-01-01 00:00:00+00:00', "
-                    "'2026-01-01 00:00:00+00:00', :k)"
-                ),
-                {"k": b"blob"},
-            )
-            conn.execute(
-                text(
-                    "INSERT INTO secrets (id, client_id, title, title_key, kind, tags, "
-                    "current_version, exclusive, sensitive, rotate_after_use, needs_rotation, "
-                    "created_at, updated_at) VALUES ('s1', 'c1', 's1', 's1', 'login', '[]', 1, "
-                    "false, false, false, false, '2026-01-01 00:00:00+00:00', "
-                    "'2026-01-01 00:00:00+00:00')"
-                )
-            )
+            _insert_client(conn, "c1")
+            _insert_secret(conn, "s1", "c1")
             _insert_lease(conn, "open", "s1", "c1")
             _insert_lease(conn, "ended", "s1", "c1")
             conn.execute(text("UPDATE leases SET released_at = expires_at WHERE id = 'ended'"))
