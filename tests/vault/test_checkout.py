@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from sqlalchemy import select
 
 from tests.conftest import Vault
-from vault.db.models import AuditEvent, Lease, User, utcnow
+from vault.db.models import AuditEvent, Lease, Reveal, User, utcnow
 from vault.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vault.services import Principal, checkout, clients, secrets, users
 
@@ -69,6 +69,12 @@ def test_exclusive_second_checkout_names_holder(vault: Vault, people: dict) -> N
     with pytest.raises(Conflict, match="user:carol until"):
         with vault.store.context(people["dave"], vault.keys) as ctx:
             checkout.checkout(ctx, "Acme", "Domain admin", reason="also")
+    # the refused check-out left nothing: no lease, no rotation debt (both are written before
+    # the exclusive claim decides, and rolled back with it)
+    with vault.store.session() as s:
+        dave = people["dave"].user_id
+        assert s.scalars(select(Lease).where(Lease.user_id == dave)).all() == []
+        assert s.scalars(select(Reveal).where(Reveal.user_id == dave)).all() == []
     # a rotate-after-use secret must come back with a new value
     with vault.store.context(people["carol"], vault.keys) as ctx:
         with pytest.raises(InvalidInput, match="rotated"):
