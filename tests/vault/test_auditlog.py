@@ -542,3 +542,49 @@ def test_parallel_file_verification_agrees_with_sequential(
     with pytest.raises(LogVerificationError) as caught:
         verify.verify_export_file(path, key=_key(vault), jobs=2)
     assert caught.value.index == 120
+
+
+def test_a_process_that_finds_the_head_moved_locks_it_at_once_until_it_is_alone_again(
+    vault: Vault,
+) -> None:
+    """Two stores on one database, as two server processes: appending in turn, each finds the
+    head moved by the other and from then on locks it straight away; alone again, a store
+    finds the head as it left it and goes back to the conditional move. The log stays one
+    gapless tree throughout."""
+    from vault.store import Store
+
+    other = Store.open(vault.settings)
+    try:
+        mine = vault.store
+
+        def record(store: Store, action: str, events: int = 1) -> None:
+            with store.context("operator:test", vault.keys) as ctx:
+                for _ in range(events):
+                    audit.record(ctx, action)
+
+        record(mine, "test.a")
+        record(other, "test.b")
+        assert not auditlog._moved_by_others.get(mine.engine, False)
+        record(mine, "test.a")  # the conditional move misses: the other moved the head
+        assert auditlog._moved_by_others[mine.engine]
+        record(other, "test.b", events=3)  # several events in one append take the lock too
+        record(mine, "test.a")  # locked at once; the head had moved again
+        assert auditlog._moved_by_others[mine.engine]
+        record(mine, "test.a", events=2)  # locked at once; the head was as it left it
+        assert not auditlog._moved_by_others[mine.engine]
+        record(mine, "test.a")  # the conditional move again
+        assert not auditlog._moved_by_others[mine.engine]
+        record(other, "test.b")
+        assert auditlog._moved_by_others[other.engine]
+    finally:
+        other.engine.dispose()
+    with vault.store.session() as s:
+        rows = s.execute(
+            select(AuditEvent.seq, AuditEvent.leaf_hash, AuditEvent.action).order_by(AuditEvent.seq)
+        ).all()
+        head = auditlog.head(s)
+    assert [r.seq for r in rows] == list(range(len(rows))) and head.size == len(rows)
+    assert head.root == merkle.root_from_leaf_hashes(r.leaf_hash for r in rows)
+    assert [r.action for r in rows if r.action.startswith("test.")] == (
+        ["test.a", "test.b", "test.a"] + ["test.b"] * 3 + ["test.a"] * 4 + ["test.b"]
+    )
