@@ -24,6 +24,9 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -369,6 +372,166 @@ def run_any(label: str, db_url: str, args: argparse.Namespace, workers: int) -> 
     return run_engine_wrk(label, env, args, workers, client_id, secret_ids, tokens)
 
 
+@dataclass
+class _Target:
+    """One server to run in the interleaved mode, and what its slices measured."""
+
+    label: str
+    workers: int
+    kind: str  # "checkout" or "ceiling"
+    factory: str
+    env: dict[str, str]
+    script: str
+    wrk_env: dict[str, str] | None
+    server: Server | None = None
+    slices: list[dict[str, float]] = field(default_factory=list)
+
+
+def run_interleaved(
+    label: str, fresh_db: Callable[[], tuple[str, Callable[[], None]]], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Every worker count's vault and ceiling, each worker count on a fresh database, served
+    at once and driven in turn by ``args.slices`` short wrk runs (``args.slice_seconds`` each),
+    the order rotated every slice.
+
+    Run one after the other, two configurations land in different phases of a noisy machine
+    (on these VMs the same run's throughput swings by 2x from one minute to the next); in
+    slices they share the phases, and the 2-worker/1-worker ratio compares like with like.
+    Every slice opens new connections, so a 2-worker server also gets a new split of them over
+    its workers each time, as many splits as slices, instead of one per run.
+
+    On PostgreSQL the vaults run their slices first and the ceilings after: the pools of all
+    six server processes together would hold more connections than a default server allows
+    (100)."""
+    worker_counts = args.pg_workers if label == "postgresql" else args.sqlite_workers
+    targets: list[_Target] = []
+    cleanups: list[Callable[[], None]] = []
+    try:
+        for workers in worker_counts:
+            url, cleanup = fresh_db()
+            cleanups.append(cleanup)
+            env = server_env(url)
+            client_id, secret_ids, tokens = setup_vault(url, args.clients)
+            wrk_env = checkout_wrk_env(client_id, secret_ids, tokens)
+            targets.append(
+                _Target(
+                    label,
+                    workers,
+                    "checkout",
+                    "api.main:app_from_env",
+                    env,
+                    "checkout.lua",
+                    wrk_env,
+                )
+            )
+            targets.append(
+                _Target(
+                    label,
+                    workers,
+                    "ceiling",
+                    "bench.trivial_app:app_from_env",
+                    env,
+                    "row.lua",
+                    None,
+                )
+            )
+        if label == "postgresql":
+            groups = [[t for t in targets if t.kind == kind] for kind in ("checkout", "ceiling")]
+        else:
+            groups = [targets]
+        for group in groups:
+            _drive_in_turn(group, args)
+        results = [_summarise(targets, workers, args.slice_seconds) for workers in worker_counts]
+    finally:
+        for cleanup in cleanups:
+            cleanup()
+    return results
+
+
+def _drive_in_turn(group: list[_Target], args: argparse.Namespace) -> None:
+    """Serve every target of ``group`` at once; warm each up, then give each a slice in turn,
+    ``args.slices`` times, rotating the order."""
+    try:
+        for target in group:
+            target.server = Server(target.factory, target.env, target.workers)
+        for target in group:
+            run_wrk(_url(target), target.script, args.clients, 2, target.wrk_env)  # warm-up
+        for index in range(args.slices):
+            shift = index % len(group)
+            for target in group[shift:] + group[:shift]:
+                target.slices.append(_slice(target, args))
+    finally:
+        for target in group:
+            if target.server is not None:
+                target.server.stop()
+                target.server = None
+
+
+def _url(target: _Target) -> str:
+    assert target.server is not None
+    return target.server.url
+
+
+def _slice(target: _Target, args: argparse.Namespace) -> dict[str, float]:
+    """One wrk run of ``args.slice_seconds`` against ``target``, with the CPU it cost."""
+    server = target.server
+    assert server is not None
+    before = (server.cpu_seconds(), process_cpu_seconds("postgres"), children_cpu_seconds())
+    out = run_wrk(server.url, target.script, args.clients, args.slice_seconds, target.wrk_env)
+    after = (server.cpu_seconds(), process_cpu_seconds("postgres"), children_cpu_seconds())
+    requests = out["rps"] * int(args.slice_seconds)
+    cpu, postgres, wrk = (b - a for a, b in zip(before, after, strict=True))
+    return {**out, "requests": requests, "cpu": cpu, "postgres_cpu": postgres, "wrk_cpu": wrk}
+
+
+def _summarise(targets: list[_Target], workers: int, slice_seconds: int) -> dict[str, Any]:
+    """One worker count's figures over all its slices: throughput from the total of requests
+    over the total of seconds, latencies as medians of the slices' percentiles."""
+    co, ceiling = (
+        next(t for t in targets if (t.workers, t.kind) == (workers, kind))
+        for kind in ("checkout", "ceiling")
+    )
+
+    def total(target: _Target, key: str) -> float:
+        return sum(s[key] for s in target.slices)
+
+    co_requests, ceiling_requests = total(co, "requests"), total(ceiling, "requests")
+    seconds = len(co.slices) * slice_seconds
+    errors = int(total(co, "errors"))
+    if errors:
+        print(
+            f"{co.label} workers={workers}: {errors} requests refused; the vault's log says "
+            f"{refusals(co.env['CUSTODY_DATABASE_URL'])}",
+            file=sys.stderr,
+        )
+    assert not total(ceiling, "errors"), f"the ceiling app answered errors: {ceiling.slices}"
+    return {
+        "label": co.label,
+        "workers": workers,
+        "pairs_per_s": co_requests / seconds / 2,
+        "requests_per_s": co_requests / seconds,
+        "p50": statistics.median(s["p50"] for s in co.slices),
+        "p99": statistics.median(s["p99"] for s in co.slices),
+        "p99_max": max(s["p99"] for s in co.slices),
+        "ceiling_per_s": ceiling_requests / seconds,
+        "ceiling_p50": statistics.median(s["p50"] for s in ceiling.slices),
+        "ratio": co_requests / ceiling_requests,
+        "errors": errors,
+        "cpu_ms": 1000 * total(co, "cpu") / co_requests,
+        "ceiling_cpu_ms": 1000 * total(ceiling, "cpu") / ceiling_requests,
+        "postgres_cpu_ms": 1000 * total(co, "postgres_cpu") / co_requests,
+        "wrk_cpu_ms": 1000 * total(co, "wrk_cpu") / co_requests,
+        "slice_rps": [s["rps"] for s in co.slices],
+    }
+
+
+def fresh_sqlite() -> tuple[str, Callable[[], None]]:
+    """A new SQLite database in a directory of its own, and what removes it."""
+    stack = ExitStack()
+    root = stack.enter_context(workdir("custody-bench-co-"))
+    return f"sqlite:///{root}/custody.db", stack.close
+
+
 def fresh_pg(admin_url: str) -> tuple[str, Any]:
     import secrets as pysecrets
 
@@ -439,7 +602,21 @@ def main() -> None:
         help="repeat every configuration this many times, interleaved (this machine is noisy: "
         "the summary gives medians, and each round's 2-worker/1-worker ratio)",
     )
+    parser.add_argument(
+        "--slices",
+        type=int,
+        default=0,
+        help="interleaved mode: serve every configuration of an engine at once and drive them in "
+        "turn, this many short runs each (the figures of configurations compared then come "
+        "from the same phases of the machine)",
+    )
+    parser.add_argument("--slice-seconds", type=int, default=3, help="length of one slice")
     args = parser.parse_args()
+    if args.slices:
+        if args.driver != "wrk":
+            parser.error("--slices needs wrk")
+        main_interleaved(args)
+        return
     results = []
     scaling: list[float] = []
     for round_ in range(1, args.rounds + 1):
@@ -502,15 +679,66 @@ def main() -> None:
         print("# medians over the rounds")
         for label in ("sqlite", "postgresql"):
             for workers in sorted({r["workers"] for r in results if r["label"] == label}):
-                runs = [r for r in results if (r["label"], r["workers"]) == (label, workers)]
+                same = [r for r in results if (r["label"], r["workers"]) == (label, workers)]
                 med = {
-                    k: statistics.median(r[k] for r in runs)
+                    k: statistics.median(r[k] for r in same)
                     for k in ("pairs_per_s", "p99", "ratio")
                 }
                 print(
                     f"{label:10s} workers={workers}  {med['pairs_per_s']:7.1f} pairs/s  "
                     f"p99 {med['p99']:6.1f} ms  {100 * med['ratio']:5.1f}% of ceiling"
                 )
+
+
+def steal_and_total_ticks() -> tuple[int, int]:
+    """CPU time the hypervisor gave to others (steal) and all CPU time, in ticks (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return fields[7], sum(fields)
+
+
+def main_interleaved(args: argparse.Namespace) -> None:
+    engines: list[tuple[str, Callable[[], tuple[str, Callable[[], None]]]]] = []
+    if args.sqlite_workers:
+        engines.append(("sqlite", fresh_sqlite))
+    if args.pg:
+        engines.append(("postgresql", lambda: fresh_pg(args.pg)))
+    print(
+        f"# bench_checkout interleaved  clients={args.clients}  slices={args.slices} x "
+        f"{args.slice_seconds} s per configuration  {time.strftime('%Y-%m-%d %H:%M:%S')}  "
+        f"sqlite synchronous={os.environ.get('CUSTODY_SQLITE_SYNCHRONOUS', 'FULL')}  "
+        "latency per request (median of the slices' percentiles)"
+    )
+    for label, fresh_db in engines:
+        scaling = machine_scaling()
+        steal_before = steal_and_total_ticks()
+        results = run_interleaved(label, fresh_db, args)
+        steal_after = steal_and_total_ticks()
+        steal = (steal_after[0] - steal_before[0]) / max(1, steal_after[1] - steal_before[1])
+        for r in results:
+            print(
+                f"{label:10s} workers={r['workers']}  {r['pairs_per_s']:7.1f} pairs/s "
+                + (f"[{r['errors']} refused] " if r["errors"] else "")
+                + f"({r['requests_per_s']:7.1f} req/s)  p50 {r['p50']:6.1f} ms  "
+                f"p99 {r['p99']:6.1f} ms (worst slice {r['p99_max']:.1f})"
+                f"  | ceiling {r['ceiling_per_s']:7.1f} req/s (p50 {r['ceiling_p50']:5.1f} ms)"
+                f"  -> {100 * r['ratio']:5.1f}% of ceiling"
+                f"  | CPU {r['cpu_ms']:.2f} ms/request (ceiling {r['ceiling_cpu_ms']:.2f})"
+                + (f", PostgreSQL {r['postgres_cpu_ms']:.2f}" if label == "postgresql" else "")
+                + f", wrk {r['wrk_cpu_ms']:.2f}"
+            )
+        by_workers = {r["workers"]: r for r in results}
+        if 1 in by_workers and 2 in by_workers:
+            one, two = by_workers[1], by_workers[2]
+            pairs = [b / a for a, b in zip(one["slice_rps"], two["slice_rps"], strict=True)]
+            print(
+                f"{label} 2 workers / 1 worker: {two['pairs_per_s'] / one['pairs_per_s']:.2f}x "
+                f"(slice by slice: median {statistics.median(pairs):.2f}x, "
+                f"{min(pairs):.2f}x-{max(pairs):.2f}x)"
+            )
+        print(
+            f"machine: two CPU-bound Python processes / one {scaling:.2f}x; "
+            f"CPU stolen by the hypervisor during the {label} slices {100 * steal:.1f}%"
+        )
 
 
 if __name__ == "__main__":
