@@ -1,6 +1,7 @@
 """Check-out + check-in round trips per second through a real uvicorn server on loopback.
 
     python bench/bench_checkout.py [--seconds 10] [--clients 32] [--pg URL] [--rounds N]
+    python bench/bench_checkout.py --slices 12 [--slice-seconds 3] [--pg URL]
 
 32 concurrent clients (wrk: one connection per wrk thread, bench/checkout.lua; or asyncio +
 httpx with --driver httpx) each repeat: check out a secret (with a
@@ -13,6 +14,10 @@ processes, of PostgreSQL's processes (when it runs on this machine) and of wrk: 
 they share, those say how far a second worker can take the throughput. Each round also
 measures how much more pure-Python work two processes do than one on the machine at that
 moment (``machine_scaling``): what a second worker could add at best.
+
+With ``--slices N`` the configurations of an engine are served at once and driven in turn by N
+short wrk runs each (``run_interleaved``): compared configurations share the machine's phases,
+which on these VMs move the throughput more than most changes under test.
 """
 
 from __future__ import annotations
