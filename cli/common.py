@@ -93,6 +93,24 @@ def prompt_hidden(label: str) -> str:
     return click.prompt(label, hide_input=True, err=True)
 
 
+def running_agent() -> str | None:
+    """The socket of the vault agent (`custody start`) serving this data directory, when one
+    answers; None otherwise, or with CUSTODY_NO_AGENT=1. Commands that need the keys ask it
+    to do the work rather than ask for the passphrase a second time."""
+    from vault.agent import AgentUnavailable, call, socket_path
+
+    if os.environ.get("CUSTODY_NO_AGENT") == "1":
+        return None
+    path = socket_path()
+    if not os.path.exists(path):
+        return None
+    try:
+        call(path, "ping")
+    except AgentUnavailable:
+        return None
+    return path
+
+
 def unseal(store: Store) -> KeyRing:
     from vault.store import unseal_secret_from
 

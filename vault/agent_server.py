@@ -46,7 +46,93 @@ def _ping(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
     return {"vault_id": keys.vault_id, "recipient": str(keys.recipient), "pid": os.getpid()}
 
 
-OPERATIONS: dict[str, Operation] = {"ping": _ping, "secret.read": _secret_read}
+def _text(args: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+    value = args.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be text", field=name)
+    return value
+
+
+def _texts(args: dict[str, Any], name: str) -> list[str]:
+    value = args.get(name) or []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidInput(f"{name} must be a list of text", field=name)
+    return value
+
+
+def _flag(args: dict[str, Any], name: str) -> bool:
+    value = args.get(name, False)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{name} must be true or false", field=name)
+    return value
+
+
+def _client_add(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    """`custody client add` with the vault running: the new client key is wrapped by the keys
+    the agent holds, so the CLI needs no passphrase."""
+    from vault.services.clients import add_client
+
+    client = add_client(
+        ctx, _text(args, "name", required=True) or "", recipients=_texts(args, "recipients")
+    )
+    return {
+        "id": client.id,
+        "name": client.name,
+        "recipients": [r.recipient for r in client.recipients],
+    }
+
+
+def _secret_add(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    """`custody secret add` with the vault running: sealed by the agent's keys."""
+    from vault.services.secrets import add_secret
+
+    secret = add_secret(
+        ctx,
+        _text(args, "client", required=True) or "",
+        title=_text(args, "title", required=True),
+        value=_text(args, "value", required=True),
+        kind=_text(args, "kind") or "login",
+        username=_text(args, "username"),
+        url=_text(args, "url"),
+        notes=_text(args, "notes"),
+        tags=_texts(args, "tags"),
+        exclusive=_flag(args, "exclusive"),
+        sensitive=_flag(args, "sensitive"),
+        rotate_after_use=_flag(args, "rotate_after_use"),
+    )
+    return {"id": secret.id, "title": secret.title, "version": secret.current_version}
+
+
+def _inventory_add(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    """`custody vendor/domain/asset add` with the vault running (notes are sealed)."""
+    from vault.services.inventory import add_record, describe, vendor_namer
+
+    kind = _text(args, "kind", required=True) or ""
+    values = args.get("values") or {}
+    if not isinstance(values, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in values.items()
+    ):
+        raise InvalidInput("values must map field names to text", field="values")
+    if "name" in values:
+        raise InvalidInput("the name goes in name, not in values", field="values")
+    record = add_record(
+        ctx, kind, _text(args, "client", required=True) or "", name=args.get("name"), **values
+    )
+    data = describe(kind, record.row, vendor_namer(ctx))
+    # Dates and times as ISO 8601 text: the reply is JSON.
+    plain = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in data.items()}
+    return {**plain, "created_vendors": list(record.created_vendors)}
+
+
+OPERATIONS: dict[str, Operation] = {
+    "ping": _ping,
+    "secret.read": _secret_read,
+    "client.add": _client_add,
+    "secret.add": _secret_add,
+    "inventory.add": _inventory_add,
+}
 
 StoreOperation = Callable[[Store, KeyRing, str, dict[str, Any]], Any]
 

@@ -19,6 +19,7 @@ from cli.common import (
     prompt_hidden,
     remote,
     remote_capable,
+    running_agent,
     unseal,
     with_store,
 )
@@ -56,6 +57,10 @@ def client_add(store: Any, name: str, recipients: tuple[str, ...], as_json: bool
             "name": made["name"],
             "recipients": [r["recipient"] for r in made["recipients"]],
         }
+    elif (agent := running_agent()) is not None:
+        from vault.agent import call
+
+        out = call(agent, "client.add", {"name": name, "recipients": list(recipients)})
     else:
         keys = unseal(store)
         with store.context(operator_actor(), keys) as ctx:

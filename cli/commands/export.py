@@ -133,16 +133,11 @@ def _export_by_agent(client: str, out_path: Path, history: bool) -> dict[str, An
     """The export done by the running vault agent (`custody start`), which has the store open
     and the keys unsealed: this process imports no database code and derives no key. None when
     no agent answers (the caller then does the work itself)."""
-    from vault.agent import AgentUnavailable, call, socket_path
+    from cli.common import running_agent
+    from vault.agent import call
 
-    if os.environ.get("CUSTODY_NO_AGENT") == "1":
-        return None
-    path = socket_path()
-    if not os.path.exists(path):
-        return None
-    try:
-        call(path, "ping")
-    except AgentUnavailable:
+    path = running_agent()
+    if path is None:
         return None
     with atomic_path(out_path) as tmp:
         reply = call(

@@ -15,6 +15,7 @@ from cli.common import (
     print_table,
     remote,
     remote_capable,
+    running_agent,
     unseal,
     with_store,
 )
@@ -113,15 +114,24 @@ def make_group(kind: str) -> click.Group:
             data = server.call("POST", base, json_body={"name": name, **_given(values)})
             print_json(data) if as_json else click.echo(f"added {kind} {data['name']!r}")
             return
-        keys = unseal(store)
-        with store.context(operator_actor(), keys) as ctx:
-            record = inventory.add_record(ctx, kind, client, name=name, **_given(values))
-            data = _plain(kind, record.row, ctx)
+        agent = running_agent()
+        if agent is not None:
+            from vault.agent import call
+
+            args = {"kind": kind, "client": client, "name": name, "values": _given(values)}
+            data = call(agent, "inventory.add", args)
+            created = data.pop("created_vendors")
+        else:
+            keys = unseal(store)
+            with store.context(operator_actor(), keys) as ctx:
+                record = inventory.add_record(ctx, kind, client, name=name, **_given(values))
+                data = _plain(kind, record.row, ctx)
+                created = record.created_vendors
         if as_json:
-            print_json({**data, "created_vendors": record.created_vendors})
+            print_json({**data, "created_vendors": created})
             return
         click.echo(f"added {kind} {data['name']!r}")
-        for vendor in record.created_vendors:
+        for vendor in created:
             click.echo(f"added vendor {vendor!r}")
 
     @group.command("update", help=f"Change fields of a {kind} (an empty string clears a field).")

@@ -18,6 +18,7 @@ from cli.common import (
     read_value_from_stdin,
     remote,
     remote_capable,
+    running_agent,
     unseal,
     with_store,
 )
@@ -94,6 +95,27 @@ def secret_add(
             },
         )
         data = {"id": made["id"], "title": made["title"], "version": made["version"]}
+        print_json(data) if as_json else click.echo(f"added secret {data['title']!r}")
+        return
+    agent = running_agent()
+    if agent is not None:
+        value = _read_value(password_stdin)
+        fields = {
+            "client": client,
+            "title": title,
+            "value": value,
+            "kind": kind,
+            "username": username,
+            "url": url,
+            "notes": notes,
+            "tags": list(tags),
+            "exclusive": exclusive,
+            "sensitive": sensitive,
+            "rotate_after_use": rotate_after_use,
+        }
+        from vault.agent import call
+
+        data = call(agent, "secret.add", fields)
         print_json(data) if as_json else click.echo(f"added secret {data['title']!r}")
         return
     keys = unseal(store)

@@ -200,3 +200,79 @@ def test_export_through_the_agent(
     with pytest.raises(Exception, match="cannot open"):
         call(agent, "client.export", {"client": "Acme", "path": str(link)})
     assert (tmp_path / "target.age").read_bytes() == b""
+
+
+def test_client_and_secret_add_go_through_the_agent_without_the_passphrase(
+    agent: str,
+    vault: Vault,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With the vault running, `custody client add`, `secret add` and `vendor/domain/asset add`
+    ask the agent, which holds the keys, instead of asking for the passphrase a second time."""
+    import io
+
+    from cli.main import main
+
+    monkeypatch.setenv("CUSTODY_HOME", os.path.dirname(agent))
+    monkeypatch.setenv("CUSTODY_DATABASE_URL", vault.settings.database_url)
+    for name in ("CUSTODY_UNSEAL_PASSPHRASE", "CUSTODY_UNSEAL_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    # No passphrase anywhere and no terminal to ask on: without the agent the command fails.
+    monkeypatch.setenv("CUSTODY_NO_AGENT", "1")
+    assert main(["client", "add", "Beta"]) == 2
+    assert "passphrase needed" in capsys.readouterr().err
+    monkeypatch.delenv("CUSTODY_NO_AGENT")
+
+    assert main(["client", "add", "Beta", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "Beta"
+    monkeypatch.setattr("sys.stdin", io.StringIO("n4s-root-pass\n"))
+    assert (
+        main(
+            ["secret", "add", "Beta", "--title", "NAS", "--username", "root", "--password-stdin"]
+            + ["--exclusive", "--tag", "storage"]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out == "added secret 'NAS'\n"
+    assert main(["secret", "get", "Beta", "NAS"]) == 0
+    assert capsys.readouterr().out == "n4s-root-pass\n"
+    with vault.store.session() as s:
+        events = s.execute(
+            select(AuditEvent.action, AuditEvent.actor).where(
+                AuditEvent.action.in_(["client.add", "secret.add"])
+            )
+        ).all()
+    assert {action for action, _ in events} >= {"client.add", "secret.add"}
+    assert all(actor.startswith("operator:") for _, actor in events)
+    with vault.ctx() as ctx:
+        nas = secrets.get_secret_record(ctx, clients.get_client(ctx, "Beta"), "NAS")
+        assert nas.exclusive and not nas.sensitive and not nas.rotate_after_use
+    assert main(["secret", "get", "Beta", "NAS", "--field", "username"]) == 0
+    assert capsys.readouterr().out == "root\n"
+
+    assert (
+        main(
+            ["domain", "add", "Beta", "beta.example", "--registrar", "Gandi"]
+            + ["--expires-on", "2027-03-01", "--notes", "auth code in the safe", "--json"]
+        )
+        == 0
+    )
+    domain = json.loads(capsys.readouterr().out)
+    assert domain["name"] == "beta.example" and domain["registrar"] == "Gandi"
+    assert domain["expires_on"] == "2027-03-01" and domain["created_vendors"] == ["Gandi"]
+    assert main(["asset", "add", "Beta", "NAS box", "--kind", "server"]) == 0
+    assert capsys.readouterr().out == "added asset 'NAS box'\n"
+
+    # Refusals come back as one line and exit 2, as without the agent.
+    assert main(["client", "add", "Beta"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    # The agent checks what it is sent: a value that is not text is refused by field.
+    with pytest.raises(Exception, match="value must be text"):
+        call(agent, "secret.add", {"client": "Beta", "title": "X", "value": 5})
+    with pytest.raises(Exception, match="recipients must be a list"):
+        call(agent, "client.add", {"name": "Gamma", "recipients": "age1..."})
+    with pytest.raises(Exception, match="values must map"):
+        call(
+            agent, "inventory.add", {"kind": "asset", "client": "Beta", "name": "X", "values": [1]}
+        )
