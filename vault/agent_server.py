@@ -126,8 +126,33 @@ def _inventory_add(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
     return {**plain, "created_vendors": list(record.created_vendors)}
 
 
+def _recipient_add(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    """`custody recipient add` with the vault running: the client key is re-wrapped by the
+    agent."""
+    from vault.services.clients import add_recipient
+
+    row = add_recipient(
+        ctx,
+        _text(args, "client", required=True) or "",
+        _text(args, "recipient", required=True) or "",
+        label=_text(args, "label"),
+    )
+    return {"id": row.id, "recipient": row.recipient, "kind": row.kind}
+
+
+def _recipient_remove(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    """`custody recipient remove` with the vault running."""
+    from vault.services.clients import get_client, remove_recipient
+
+    client = _text(args, "client", required=True) or ""
+    row = remove_recipient(ctx, client, _text(args, "recipient", required=True) or "")
+    return {"removed": row.recipient, "left": len(get_client(ctx, client).recipients)}
+
+
 OPERATIONS: dict[str, Operation] = {
     "ping": _ping,
+    "recipient.add": _recipient_add,
+    "recipient.remove": _recipient_remove,
     "secret.read": _secret_read,
     "client.add": _client_add,
     "secret.add": _secret_add,

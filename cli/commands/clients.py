@@ -386,10 +386,17 @@ def recipient_add(
         data = {"id": row["id"], "recipient": row["recipient"], "kind": row["kind"]}
         print_json(data) if as_json else click.echo(f"added recipient {data['recipient']}")
         return
-    keys = unseal(store)
-    with store.context(operator_actor(), keys) as ctx:
-        row = clients.add_recipient(ctx, client, recipient, label=label)
-        data = {"id": row.id, "recipient": row.recipient, "kind": row.kind}
+    if (agent := running_agent()) is not None:
+        from vault.agent import call
+
+        data = call(
+            agent, "recipient.add", {"client": client, "recipient": recipient, "label": label}
+        )
+    else:
+        keys = unseal(store)
+        with store.context(operator_actor(), keys) as ctx:
+            row = clients.add_recipient(ctx, client, recipient, label=label)
+            data = {"id": row.id, "recipient": row.recipient, "kind": row.kind}
     print_json(data) if as_json else click.echo(f"added recipient {data['recipient']}")
 
 
@@ -444,10 +451,16 @@ def recipient_remove(store: Any, client: str, recipient: str, as_json: bool) -> 
         data = {"removed": match[0]["recipient"]}
         print_json(data) if as_json else click.echo(f"removed recipient {data['removed']}")
         return
-    keys = unseal(store)
-    with store.context(operator_actor(), keys) as ctx:
-        row = clients.remove_recipient(ctx, client, recipient)
-        data = {"removed": row.recipient, "left": len(clients.get_client(ctx, client).recipients)}
+    if (agent := running_agent()) is not None:
+        from vault.agent import call
+
+        data = call(agent, "recipient.remove", {"client": client, "recipient": recipient})
+    else:
+        keys = unseal(store)
+        with store.context(operator_actor(), keys) as ctx:
+            row = clients.remove_recipient(ctx, client, recipient)
+            left = len(clients.get_client(ctx, client).recipients)
+            data = {"removed": row.recipient, "left": left}
     if as_json:
         print_json(data)
         return

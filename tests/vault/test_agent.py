@@ -208,8 +208,9 @@ def test_client_and_secret_add_go_through_the_agent_without_the_passphrase(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """With the vault running, `custody client add`, `secret add` and `vendor/domain/asset add`
-    ask the agent, which holds the keys, instead of asking for the passphrase a second time."""
+    """With the vault running, `custody client add`, `recipient add/remove`, `secret add` and
+    `vendor/domain/asset add` ask the agent, which holds the keys, instead of asking for the
+    passphrase a second time."""
     import io
 
     from cli.main import main
@@ -263,6 +264,14 @@ def test_client_and_secret_add_go_through_the_agent_without_the_passphrase(
     assert domain["expires_on"] == "2027-03-01" and domain["created_vendors"] == ["Gandi"]
     assert main(["asset", "add", "Beta", "NAS box", "--kind", "server"]) == 0
     assert capsys.readouterr().out == "added asset 'NAS box'\n"
+
+    from vault.crypto import age
+
+    holder = str(age.X25519Identity.generate().recipient)
+    assert main(["recipient", "add", "Beta", holder, "--label", "owner laptop"]) == 0
+    assert capsys.readouterr().out == f"added recipient {holder}\n"
+    assert main(["recipient", "remove", "Beta", "owner laptop", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"removed": holder, "left": 0}
 
     # Refusals come back as one line and exit 2, as without the agent.
     assert main(["client", "add", "Beta"]) == 2
