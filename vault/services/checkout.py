@@ -143,23 +143,16 @@ def checkout(
         created_at=now,
         expires_at=now + ttl,
     )
+    # The reveal (rotation debt) is of the version the lease checks out.
+    writes = {**lease._asdict(), "reveal_id": new_id(), "now": now}
     if user_id is not None and conn.dialect.name == "postgresql":
         # The lease and the rotation debt in one statement: a round trip fewer, on the path
         # every consultant takes.
-        _LEASE_AND_REVEAL.rowcount(conn, {**lease._asdict(), "reveal_id": new_id(), "now": now})
+        _LEASE_AND_REVEAL.rowcount(conn, writes)
     else:
-        _INSERT_LEASE.rowcount(conn, lease._asdict())
+        _INSERT_LEASE.rowcount(conn, writes)
         if user_id is not None:
-            _REVEAL.rowcount(
-                conn,
-                {
-                    "id": new_id(),
-                    "user_id": user_id,
-                    "secret_id": found.secret_id,
-                    "version": found.version,
-                    "now": now,
-                },
-            )
+            _REVEAL.rowcount(conn, writes)
     if found.exclusive:
         # After the writes above: a refusal rolls this unit of work back, lease and debt with it.
         claimed = _CLAIM.rowcount(
@@ -280,7 +273,7 @@ def _reveal_upsert(dialect: str) -> Any:
 
     module: Any = postgresql if dialect == "postgresql" else sqlite
     values = {
-        "id": bindparam("id"),
+        "id": bindparam("reveal_id"),
         "user_id": bindparam("user_id"),
         "secret_id": bindparam("secret_id"),
         "version": bindparam("version"),
@@ -301,24 +294,9 @@ def _lease_and_reveal(dialect: str) -> Any:
     """PostgreSQL: the lease INSERT (in a WITH, which PostgreSQL runs whether or not anything
     reads it) and the reveal upsert, one statement. The lease's own ``version`` is the
     reveal's: the version checked out."""
-    from sqlalchemy.dialects import postgresql
-
     assert dialect == "postgresql", "SQLite has no INSERT inside WITH"
-    lease = insert(_LEASES).values({name: bindparam(name) for name in _LEASE_COLUMNS})
-    base = postgresql.insert(_REVEALS).values(
-        {
-            "id": bindparam("reveal_id"),
-            "user_id": bindparam("user_id"),
-            "secret_id": bindparam("secret_id"),
-            "version": bindparam("version"),
-            "first_at": bindparam("now", type_=_REVEALS.c.first_at.type),
-            "last_at": bindparam("now", type_=_REVEALS.c.last_at.type),
-        }
-    )
-    return base.on_conflict_do_update(
-        index_elements=[_REVEALS.c.user_id, _REVEALS.c.secret_id, _REVEALS.c.version],
-        set_={"last_at": base.excluded.last_at},
-    ).add_cte(lease.cte("new_lease"))
+    lease: Any = _INSERT_LEASE.statement  # the INSERT of every other check-out, as a WITH
+    return _reveal_upsert(dialect).add_cte(lease.cte("new_lease"))
 
 
 _LEASE_AND_REVEAL = DirectStatement(_lease_and_reveal)
