@@ -93,22 +93,49 @@ def prompt_hidden(label: str) -> str:
     return click.prompt(label, hide_input=True, err=True)
 
 
-def running_agent() -> str | None:
-    """The socket of the vault agent (`custody start`) serving this data directory, when one
-    answers; None otherwise, or with CUSTODY_NO_AGENT=1. Commands that need the keys ask it
-    to do the work rather than ask for the passphrase a second time."""
-    from vault.agent import AgentUnavailable, call, socket_path
+def agent_socket() -> str | None:
+    """The socket a vault agent (`custody start`) of this data directory would listen on, if
+    it exists; None otherwise, or with CUSTODY_NO_AGENT=1. Whether an agent answers there is
+    for the first request to find out (reads fall back to the store when none does)."""
+    from vault.agent import socket_path
 
     if os.environ.get("CUSTODY_NO_AGENT") == "1":
         return None
     path = socket_path()
-    if not os.path.exists(path):
+    return path if os.path.exists(path) else None
+
+
+def running_agent() -> str | None:
+    """The socket of the vault agent serving this data directory, when one answers a ping;
+    None otherwise. Commands that need the keys ask it to do the work rather than ask for
+    the passphrase a second time. Writes ask only after the ping: a request the agent may
+    have carried out before failing must not be done again here."""
+    from vault.agent import AgentUnavailable, call
+
+    path = agent_socket()
+    if path is None:
         return None
     try:
         call(path, "ping")
     except AgentUnavailable:
         return None
     return path
+
+
+def keyed_operation(store: Store, operation: str, args: dict[str, Any]) -> Any:
+    """An operation that needs the vault's keys (one of ``vault.agent_server.OPERATIONS``):
+    done by the running agent when one answers, else here, after unsealing. Either way the
+    same function checks the arguments and shapes the result."""
+    agent = running_agent()
+    if agent is not None:
+        from vault.agent import call
+
+        return call(agent, operation, args)
+    from vault.agent_server import OPERATIONS
+
+    keys = unseal(store)
+    with store.context(operator_actor(), keys) as ctx:
+        return OPERATIONS[operation](ctx, args)
 
 
 def unseal(store: Store) -> KeyRing:

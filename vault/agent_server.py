@@ -46,13 +46,15 @@ def _ping(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
     return {"vault_id": keys.vault_id, "recipient": str(keys.recipient), "pid": os.getpid()}
 
 
-def _text(args: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+def _required_text(args: dict[str, Any], name: str) -> str:
     value = args.get(name)
-    if value is None and not required:
-        return None
     if not isinstance(value, str):
         raise InvalidInput(f"{name} must be text", field=name)
     return value
+
+
+def _text(args: dict[str, Any], name: str) -> str | None:
+    return None if args.get(name) is None else _required_text(args, name)
 
 
 def _texts(args: dict[str, Any], name: str) -> list[str]:
@@ -74,9 +76,7 @@ def _client_add(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
     the agent holds, so the CLI needs no passphrase."""
     from vault.services.clients import add_client
 
-    client = add_client(
-        ctx, _text(args, "name", required=True) or "", recipients=_texts(args, "recipients")
-    )
+    client = add_client(ctx, _required_text(args, "name"), recipients=_texts(args, "recipients"))
     return {
         "id": client.id,
         "name": client.name,
@@ -90,9 +90,9 @@ def _secret_add(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
 
     secret = add_secret(
         ctx,
-        _text(args, "client", required=True) or "",
-        title=_text(args, "title", required=True),
-        value=_text(args, "value", required=True),
+        _required_text(args, "client"),
+        title=_required_text(args, "title"),
+        value=_required_text(args, "value"),
         kind=_text(args, "kind") or "login",
         username=_text(args, "username"),
         url=_text(args, "url"),
@@ -109,7 +109,7 @@ def _inventory_add(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
     """`custody vendor/domain/asset add` with the vault running (notes are sealed)."""
     from vault.services.inventory import add_record, describe, vendor_namer
 
-    kind = _text(args, "kind", required=True) or ""
+    kind = _required_text(args, "kind")
     values = args.get("values") or {}
     if not isinstance(values, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in values.items()
@@ -117,9 +117,7 @@ def _inventory_add(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("values must map field names to text", field="values")
     if "name" in values:
         raise InvalidInput("the name goes in name, not in values", field="values")
-    record = add_record(
-        ctx, kind, _text(args, "client", required=True) or "", name=args.get("name"), **values
-    )
+    record = add_record(ctx, kind, _required_text(args, "client"), name=args.get("name"), **values)
     data = describe(kind, record.row, vendor_namer(ctx))
     # Dates and times as ISO 8601 text: the reply is JSON.
     plain = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in data.items()}
@@ -133,8 +131,8 @@ def _recipient_add(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
 
     row = add_recipient(
         ctx,
-        _text(args, "client", required=True) or "",
-        _text(args, "recipient", required=True) or "",
+        _required_text(args, "client"),
+        _required_text(args, "recipient"),
         label=_text(args, "label"),
     )
     return {"id": row.id, "recipient": row.recipient, "kind": row.kind}
@@ -144,8 +142,8 @@ def _recipient_remove(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
     """`custody recipient remove` with the vault running."""
     from vault.services.clients import get_client, remove_recipient
 
-    client = _text(args, "client", required=True) or ""
-    row = remove_recipient(ctx, client, _text(args, "recipient", required=True) or "")
+    client = _required_text(args, "client")
+    row = remove_recipient(ctx, client, _required_text(args, "recipient"))
     return {"removed": row.recipient, "left": len(get_client(ctx, client).recipients)}
 
 

@@ -12,6 +12,7 @@ import click
 from cli.common import (
     iso,
     json_option,
+    keyed_operation,
     operator_actor,
     print_fields,
     print_json,
@@ -19,8 +20,6 @@ from cli.common import (
     prompt_hidden,
     remote,
     remote_capable,
-    running_agent,
-    unseal,
     with_store,
 )
 
@@ -45,8 +44,6 @@ def client_group() -> None:
 @remote_capable
 def client_add(store: Any, name: str, recipients: tuple[str, ...], as_json: bool) -> None:
     """Add a client; its new key is wrapped to the vault and to each --recipient."""
-    from vault.services import clients
-
     out: dict[str, Any]
     if store is None:
         made = remote().call(
@@ -57,19 +54,8 @@ def client_add(store: Any, name: str, recipients: tuple[str, ...], as_json: bool
             "name": made["name"],
             "recipients": [r["recipient"] for r in made["recipients"]],
         }
-    elif (agent := running_agent()) is not None:
-        from vault.agent import call
-
-        out = call(agent, "client.add", {"name": name, "recipients": list(recipients)})
     else:
-        keys = unseal(store)
-        with store.context(operator_actor(), keys) as ctx:
-            client = clients.add_client(ctx, name, recipients=list(recipients))
-            out = {
-                "id": client.id,
-                "name": client.name,
-                "recipients": [r.recipient for r in client.recipients],
-            }
+        out = keyed_operation(store, "client.add", {"name": name, "recipients": list(recipients)})
     if as_json:
         print_json(out)
         return
@@ -374,8 +360,6 @@ def recipient_add(
     store: Any, client: str, recipient: str, label: str | None, as_json: bool
 ) -> None:
     """Add an escrow recipient (age1... or "ssh-ed25519 AAAA..."); re-wraps the client key."""
-    from vault.services import clients
-
     if store is None:
         server = remote()
         row = server.call(
@@ -386,17 +370,9 @@ def recipient_add(
         data = {"id": row["id"], "recipient": row["recipient"], "kind": row["kind"]}
         print_json(data) if as_json else click.echo(f"added recipient {data['recipient']}")
         return
-    if (agent := running_agent()) is not None:
-        from vault.agent import call
-
-        data = call(
-            agent, "recipient.add", {"client": client, "recipient": recipient, "label": label}
-        )
-    else:
-        keys = unseal(store)
-        with store.context(operator_actor(), keys) as ctx:
-            row = clients.add_recipient(ctx, client, recipient, label=label)
-            data = {"id": row.id, "recipient": row.recipient, "kind": row.kind}
+    data = keyed_operation(
+        store, "recipient.add", {"client": client, "recipient": recipient, "label": label}
+    )
     print_json(data) if as_json else click.echo(f"added recipient {data['recipient']}")
 
 
@@ -435,8 +411,6 @@ def recipient_list(store: Any, client: str, as_json: bool) -> None:
 @remote_capable
 def recipient_remove(store: Any, client: str, recipient: str, as_json: bool) -> None:
     """Remove an escrow recipient (by key, id or label); re-wraps the client key."""
-    from vault.services import clients
-
     if store is None:
         server = remote()
         client_id = server.client_id(client)
@@ -451,16 +425,7 @@ def recipient_remove(store: Any, client: str, recipient: str, as_json: bool) -> 
         data = {"removed": match[0]["recipient"]}
         print_json(data) if as_json else click.echo(f"removed recipient {data['removed']}")
         return
-    if (agent := running_agent()) is not None:
-        from vault.agent import call
-
-        data = call(agent, "recipient.remove", {"client": client, "recipient": recipient})
-    else:
-        keys = unseal(store)
-        with store.context(operator_actor(), keys) as ctx:
-            row = clients.remove_recipient(ctx, client, recipient)
-            left = len(clients.get_client(ctx, client).recipients)
-            data = {"removed": row.recipient, "left": left}
+    data = keyed_operation(store, "recipient.remove", {"client": client, "recipient": recipient})
     if as_json:
         print_json(data)
         return

@@ -9,13 +9,13 @@ import click
 
 from cli.common import (
     json_option,
+    keyed_operation,
     operator_actor,
     print_fields,
     print_json,
     print_table,
     remote,
     remote_capable,
-    running_agent,
     unseal,
     with_store,
 )
@@ -107,31 +107,18 @@ def make_group(kind: str) -> click.Group:
     @with_store
     @remote_capable
     def add(store: Any, /, client: str, name: str, as_json: bool, **values: Any) -> None:
-        from vault.services import inventory
-
         if store is None:
             server, base = _remote_base(client, kind)
             data = server.call("POST", base, json_body={"name": name, **_given(values)})
             print_json(data) if as_json else click.echo(f"added {kind} {data['name']!r}")
             return
-        agent = running_agent()
-        if agent is not None:
-            from vault.agent import call
-
-            args = {"kind": kind, "client": client, "name": name, "values": _given(values)}
-            data = call(agent, "inventory.add", args)
-            created = data.pop("created_vendors")
-        else:
-            keys = unseal(store)
-            with store.context(operator_actor(), keys) as ctx:
-                record = inventory.add_record(ctx, kind, client, name=name, **_given(values))
-                data = _plain(kind, record.row, ctx)
-                created = record.created_vendors
+        args = {"kind": kind, "client": client, "name": name, "values": _given(values)}
+        data = keyed_operation(store, "inventory.add", args)
         if as_json:
-            print_json({**data, "created_vendors": created})
+            print_json(data)
             return
         click.echo(f"added {kind} {data['name']!r}")
-        for vendor in created:
+        for vendor in data["created_vendors"]:
             click.echo(f"added vendor {vendor!r}")
 
     @group.command("update", help=f"Change fields of a {kind} (an empty string clears a field).")

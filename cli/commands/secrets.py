@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from cli.common import (
+    agent_socket,
     iso,
     json_option,
     local_context,
@@ -75,67 +76,37 @@ def secret_add(
     """Add a secret. The value comes from a hidden prompt or --password-stdin, never an argument."""
     from vault.services import secrets
 
+    fields = {
+        "title": title,
+        "kind": kind,
+        "username": username,
+        "url": url,
+        "notes": notes,
+        "tags": list(tags),
+        "exclusive": exclusive,
+        "sensitive": sensitive,
+        "rotate_after_use": rotate_after_use,
+    }
     if store is None:
         value = _read_value(password_stdin)
         server = remote()
         made = server.call(
             "POST",
             f"/clients/{server.client_id(client)}/secrets",
-            json_body={
-                "title": title,
-                "value": value,
-                "kind": kind,
-                "username": username,
-                "url": url,
-                "notes": notes,
-                "tags": list(tags),
-                "exclusive": exclusive,
-                "sensitive": sensitive,
-                "rotate_after_use": rotate_after_use,
-            },
+            json_body={**fields, "value": value},
         )
         data = {"id": made["id"], "title": made["title"], "version": made["version"]}
-        print_json(data) if as_json else click.echo(f"added secret {data['title']!r}")
-        return
-    agent = running_agent()
-    if agent is not None:
-        value = _read_value(password_stdin)
-        fields = {
-            "client": client,
-            "title": title,
-            "value": value,
-            "kind": kind,
-            "username": username,
-            "url": url,
-            "notes": notes,
-            "tags": list(tags),
-            "exclusive": exclusive,
-            "sensitive": sensitive,
-            "rotate_after_use": rotate_after_use,
-        }
+    elif (agent := running_agent()) is not None:
         from vault.agent import call
 
-        data = call(agent, "secret.add", fields)
-        print_json(data) if as_json else click.echo(f"added secret {data['title']!r}")
-        return
-    keys = unseal(store)
-    value = _read_value(password_stdin)
-    with store.context(operator_actor(), keys) as ctx:
-        secret = secrets.add_secret(
-            ctx,
-            client,
-            title=title,
-            value=value,
-            kind=kind,
-            username=username,
-            url=url,
-            notes=notes,
-            tags=list(tags),
-            exclusive=exclusive,
-            sensitive=sensitive,
-            rotate_after_use=rotate_after_use,
-        )
-        data = {"id": secret.id, "title": secret.title, "version": secret.current_version}
+        value = _read_value(password_stdin)
+        data = call(agent, "secret.add", {"client": client, **fields, "value": value})
+    else:
+        keys = unseal(store)
+        value = _read_value(password_stdin)
+        with store.context(operator_actor(), keys) as ctx:
+            secret = secrets.add_secret(ctx, client, value=value, **fields)
+            data = {"id": secret.id, "title": secret.title, "version": secret.current_version}
     print_json(data) if as_json else click.echo(f"added secret {data['title']!r}")
 
 
@@ -188,14 +159,10 @@ def secret_get(
 def _read_via_agent(
     client: str, title: str, version: int | None, reason: str | None
 ) -> dict[str, Any] | None:
-    import os
+    from vault.agent import AgentUnavailable, call
 
-    from vault.agent import AgentUnavailable, call, socket_path
-
-    if os.environ.get("CUSTODY_NO_AGENT") == "1":
-        return None
-    path = socket_path()
-    if not os.path.exists(path):
+    path = agent_socket()
+    if path is None:
         return None
     try:
         result: dict[str, Any] = call(
