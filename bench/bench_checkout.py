@@ -325,14 +325,23 @@ def wrk_against(
     server = Server(factory, env, workers)
     try:
         run_wrk(server.url, script, args.clients, 2, wrk_env)  # warm-up
-        before = (server.cpu_seconds(), process_cpu_seconds("postgres"), children_cpu_seconds())
-        out = run_wrk(server.url, script, args.clients, args.seconds, wrk_env)
-        after = (server.cpu_seconds(), process_cpu_seconds("postgres"), children_cpu_seconds())
+        out, used = measured_wrk(server, script, args.clients, args.seconds, wrk_env)
     finally:
         server.stop()
     requests = out["rps"] * args.seconds
-    cpu, postgres, wrk = (1000 * (b - a) / requests for a, b in zip(before, after, strict=True))
+    cpu, postgres, wrk = (1000 * seconds / requests for seconds in used)
     return {**out, "cpu_ms": cpu, "postgres_cpu_ms": postgres, "wrk_cpu_ms": wrk}
+
+
+def measured_wrk(
+    server: Server, script: str, clients: int, seconds: float, wrk_env: dict[str, str] | None
+) -> tuple[dict[str, float], tuple[float, ...]]:
+    """One wrk run against ``server`` (``run_wrk``'s figures) and the CPU seconds it cost:
+    the server processes', PostgreSQL's (when it runs here) and wrk's."""
+    before = (server.cpu_seconds(), process_cpu_seconds("postgres"), children_cpu_seconds())
+    out = run_wrk(server.url, script, clients, seconds, wrk_env)
+    after = (server.cpu_seconds(), process_cpu_seconds("postgres"), children_cpu_seconds())
+    return out, tuple(b - a for a, b in zip(before, after, strict=True))
 
 
 def refusals(db_url: str) -> dict[str, int]:
@@ -481,11 +490,10 @@ def _slice(target: _Target, args: argparse.Namespace) -> dict[str, float]:
     """One wrk run of ``args.slice_seconds`` against ``target``, with the CPU it cost."""
     server = target.server
     assert server is not None
-    before = (server.cpu_seconds(), process_cpu_seconds("postgres"), children_cpu_seconds())
-    out = run_wrk(server.url, target.script, args.clients, args.slice_seconds, target.wrk_env)
-    after = (server.cpu_seconds(), process_cpu_seconds("postgres"), children_cpu_seconds())
+    out, (cpu, postgres, wrk) = measured_wrk(
+        server, target.script, args.clients, args.slice_seconds, target.wrk_env
+    )
     requests = out["rps"] * int(args.slice_seconds)
-    cpu, postgres, wrk = (b - a for a, b in zip(before, after, strict=True))
     return {**out, "requests": requests, "cpu": cpu, "postgres_cpu": postgres, "wrk_cpu": wrk}
 
 
