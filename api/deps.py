@@ -15,12 +15,13 @@ is recorded as an audit event of its own, so denied attempts are in the log too.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from api.state import ServerState
@@ -35,6 +36,7 @@ from vault.services.users import (
 )
 
 log = logging.getLogger("custody.api")
+_T = TypeVar("_T")
 ANONYMOUS = Principal(name="anonymous", role="anonymous")
 _AUDITED_PARAMS = ("client", "secret", "lease_id", "username", "name", "recipient")
 
@@ -94,6 +96,18 @@ class Caller:
     @property
     def token_id(self) -> str:
         return self.authenticate().token_id
+
+    def before_transaction(self, check: Callable[[Connection, Principal], _T]) -> _T:
+        """``check(connection, principal)`` on a read connection, before the request's write
+        transaction: for slow checks that need no lock (a refusal is recorded as in the
+        transaction)."""
+        auth = self.authenticate()
+        try:
+            with self.state.store.read_connection() as conn:
+                return check(conn, auth.principal)
+        except CustodyError as exc:
+            record_refusal(self.request, self.state, auth.principal, exc)
+            raise
 
     @contextmanager
     def transaction(self) -> Iterator[Context]:

@@ -30,12 +30,20 @@ def rotation_due(caller: CallerDep) -> list[dict[str, object]]:
 
 @router.post("/{lease_id}/checkin", response_model=CheckinResponse)
 def checkin(lease_id: str, body: CheckinRequest, caller: CallerDep) -> Response:
+    new_value = body.new_value.get_secret_value() if body.new_value is not None else None
+    checked_for = None
+    if new_value is not None and not body.generate:
+        # The strength estimate is slow: outside the write transaction (see check_new_value).
+        checked_for = caller.before_transaction(
+            lambda conn, principal: checkout.check_new_value(conn, principal, lease_id, new_value)
+        )
     with caller.transaction() as ctx:
         lease, version, generated = checkout.checkin(
             ctx,
             lease_id,
-            new_value=body.new_value.get_secret_value() if body.new_value is not None else None,
+            new_value=new_value,
             generate=body.generate,
+            strength_checked_for=checked_for,
         )
         answer = {"lease": lease_view(lease), "new_version": version, "generated_value": generated}
     return model_answer(answer)  # rendered once committed, as FastAPI would

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from tests.api.conftest import Cast
+from vault.db.models import AuditEvent
 
 
 def _url(cast: Cast, *rest: str) -> str:
@@ -96,6 +99,12 @@ def test_rotate_after_use_and_generated_value(cast: Cast) -> None:
         f"/leases/{lease['id']}/checkin", headers=headers, json={"new_value": "password123"}
     )
     assert weak.status_code == 422 and "password123" not in weak.text
+    assert weak.json()["error"]["field"] == "value"
+    # refused before the write transaction (the strength check runs outside it), and recorded
+    with cast.vault.store.read_session() as s, s.begin():
+        refusals = s.scalars(select(AuditEvent).where(AuditEvent.action == "api.refused")).all()
+    checkins = [e for e in refusals if e.detail.get("route") == "POST /leases/{lease_id}/checkin"]
+    assert [e.detail.get("error") for e in checkins] == ["invalid_input", "invalid_input"]
     done = cast.api.post(f"/leases/{lease['id']}/checkin", headers=headers, json={"generate": True})
     assert done.status_code == 200 and done.json()["new_version"] == 2
     generated = done.json()["generated_value"]

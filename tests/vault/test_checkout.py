@@ -223,3 +223,43 @@ def test_offboarding_lists_unrotated_reveals(vault: Vault, people: dict) -> None
     with vault.ctx() as ctx:
         assert [s.title for s, _ in checkout.offboarding(ctx, "carol")] == ["Router"]
         assert checkout.offboarding(ctx, "dave") == []
+
+
+def test_a_new_value_is_checked_before_the_write_unit(
+    vault: Vault, people: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check_new_value runs zxcvbn on a read connection; the check-in then does not run it
+    again under the write lock - unless the secret was renamed in between."""
+    carol, dave = people["carol"], people["dave"]
+    with vault.store.context(carol, vault.keys) as ctx:
+        lease = checkout.checkout(ctx, "Acme", "Domain admin", reason="x").lease
+    strong = "Vq7#kR2!mZ9@wL4$tY8%"
+    with vault.store.read_connection() as conn:
+        with pytest.raises(InvalidInput, match="weak") as weak:
+            checkout.check_new_value(conn, carol, lease.id, "password1")
+        assert "password1" not in str(weak.value)
+        assert checkout.check_new_value(conn, carol, lease.id, strong) == "Domain admin"
+        # not the caller's lease, or no lease at all: nothing said here, the check-in answers
+        assert checkout.check_new_value(conn, dave, lease.id, "password1") is None
+        assert checkout.check_new_value(conn, carol, "no-such-lease", "password1") is None
+
+    checked: list[str] = []
+    real = checkout.check_strength
+    monkeypatch.setattr(
+        checkout, "check_strength", lambda v, s: (checked.append(s.title), real(v, s))[1]
+    )
+    with vault.ctx() as ctx:
+        secrets.update_secret(ctx, "Acme", "Domain admin", new_title="Domain admin (old)")
+    with vault.store.context(carol, vault.keys) as ctx:  # renamed since the check: again
+        checkout.checkin(ctx, lease.id, new_value=strong, strength_checked_for="Domain admin")
+    assert checked == ["Domain admin (old)"]
+    with vault.store.context(carol, vault.keys) as ctx:
+        lease = checkout.checkout(ctx, "Acme", "Domain admin (old)", reason="y").lease
+    with vault.store.read_connection() as conn:
+        title = checkout.check_new_value(conn, carol, lease.id, strong + "x")
+    assert title == "Domain admin (old)" and len(checked) == 2  # the check, before the unit
+    with vault.store.context(carol, vault.keys) as ctx:
+        _, version, _ = checkout.checkin(
+            ctx, lease.id, new_value=strong + "x", strength_checked_for=title
+        )
+    assert version == 3 and len(checked) == 2  # and not a second time inside it
