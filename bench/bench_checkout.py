@@ -17,7 +17,10 @@ moment (``machine_scaling``): what a second worker could add at best.
 
 With ``--slices N`` the configurations of an engine are served at once and driven in turn by N
 short wrk runs each (``run_interleaved``): compared configurations share the machine's phases,
-which on these VMs move the throughput more than most changes under test.
+which on these VMs move the throughput more than most changes under test. That mode also gives
+the share of the machine's CPU nobody used during each configuration's slices (idle: what a
+second worker had left to take) and the ceiling app's own 2-worker/1-worker ratio (how far
+the framework alone scales on this machine at that time).
 """
 
 from __future__ import annotations
@@ -339,9 +342,12 @@ def measured_wrk(
     """One wrk run against ``server`` (``run_wrk``'s figures) and the CPU seconds it cost:
     the server processes', PostgreSQL's (when it runs here) and wrk's."""
     before = (server.cpu_seconds(), process_cpu_seconds("postgres"), children_cpu_seconds())
+    ticks_before = idle_and_total_ticks()
     out = run_wrk(server.url, script, clients, seconds, wrk_env)
+    ticks_after = idle_and_total_ticks()
     after = (server.cpu_seconds(), process_cpu_seconds("postgres"), children_cpu_seconds())
-    return out, tuple(b - a for a, b in zip(before, after, strict=True))
+    idle = (ticks_after[0] - ticks_before[0]) / max(1, ticks_after[1] - ticks_before[1])
+    return {**out, "idle": idle}, tuple(b - a for a, b in zip(before, after, strict=True))
 
 
 def refusals(db_url: str) -> dict[str, int]:
@@ -535,6 +541,7 @@ def _summarise(targets: list[_Target], workers: int, slice_seconds: int) -> dict
         "postgres_cpu_ms": 1000 * total(co, "postgres_cpu") / co_requests,
         "wrk_cpu_ms": 1000 * total(co, "wrk_cpu") / co_requests,
         "slice_rps": [s["rps"] for s in co.slices],
+        "idle": statistics.mean(s["idle"] for s in co.slices),
     }
 
 
@@ -703,9 +710,21 @@ def main() -> None:
                 )
 
 
+def _cpu_ticks() -> list[int]:
+    """The machine's CPU time so far, in ticks, by kind: user, nice, system, idle, iowait, irq,
+    softirq, steal (/proc/stat)."""
+    return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def idle_and_total_ticks() -> tuple[int, int]:
+    """CPU time nobody used (idle and waiting for I/O) and all CPU time, in ticks."""
+    fields = _cpu_ticks()
+    return fields[3] + fields[4], sum(fields)
+
+
 def steal_and_total_ticks() -> tuple[int, int]:
-    """CPU time the hypervisor gave to others (steal) and all CPU time, in ticks (/proc/stat)."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    """CPU time the hypervisor gave to others (steal) and all CPU time, in ticks."""
+    fields = _cpu_ticks()
     return fields[7], sum(fields)
 
 
@@ -737,7 +756,7 @@ def main_interleaved(args: argparse.Namespace) -> None:
                 f"  -> {100 * r['ratio']:5.1f}% of ceiling"
                 f"  | CPU {r['cpu_ms']:.2f} ms/request (ceiling {r['ceiling_cpu_ms']:.2f})"
                 + (f", PostgreSQL {r['postgres_cpu_ms']:.2f}" if label == "postgresql" else "")
-                + f", wrk {r['wrk_cpu_ms']:.2f}"
+                + f", wrk {r['wrk_cpu_ms']:.2f}; machine idle {100 * r['idle']:.0f}%"
             )
         by_workers = {r["workers"]: r for r in results}
         if 1 in by_workers and 2 in by_workers:
@@ -746,7 +765,8 @@ def main_interleaved(args: argparse.Namespace) -> None:
             print(
                 f"{label} 2 workers / 1 worker: {two['pairs_per_s'] / one['pairs_per_s']:.2f}x "
                 f"(slice by slice: median {statistics.median(pairs):.2f}x, "
-                f"{min(pairs):.2f}x-{max(pairs):.2f}x)"
+                f"{min(pairs):.2f}x-{max(pairs):.2f}x); the ceiling app's own: "
+                f"{two['ceiling_per_s'] / one['ceiling_per_s']:.2f}x"
             )
         print(
             f"machine: two CPU-bound Python processes / one {scaling:.2f}x; "
