@@ -31,6 +31,7 @@ from vault.services import Context, Principal, audit
 from vault.services.users import (
     Authenticated,
     authenticate_principal,
+    touch_due,
     touch_token,
     well_formed_token,
 )
@@ -118,6 +119,30 @@ class Caller:
             ) as ctx:
                 ctx.token_id = auth.token_id
                 touch_token(ctx, auth.token_id, auth.last_used_at)
+                yield ctx
+        except CustodyError as exc:
+            record_refusal(self.request, self.state, auth.principal, exc)
+            raise
+
+
+    @contextmanager
+    def read_transaction(self) -> Iterator[Context]:
+        """As :meth:`transaction`, for a request that only reads: a read-only transaction
+        outside the group commit (Store.read_context); its audit events, and the token's
+        last use when due, are written right after it."""
+        auth = self.authenticate()
+        then = None
+        if touch_due(auth.last_used_at):
+            token_id, last_used_at = auth.token_id, auth.last_used_at
+
+            def then(ctx: Context) -> None:
+                touch_token(ctx, token_id, last_used_at)
+
+        try:
+            with self.state.store.read_context(
+                auth.principal, self.state.keys, source=source_of(self.request), then=then
+            ) as ctx:
+                ctx.token_id = auth.token_id
                 yield ctx
         except CustodyError as exc:
             record_refusal(self.request, self.state, auth.principal, exc)

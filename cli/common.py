@@ -147,12 +147,15 @@ def unseal(store: Store) -> KeyRing:
 
 
 @contextmanager
-def local_context(*, unsealed: bool = False) -> Iterator[Context]:
-    """One transaction on the local store as the operator (unsealing first if asked)."""
+def local_context(*, unsealed: bool = False, reading: bool = False) -> Iterator[Context]:
+    """One transaction on the local store as the operator (unsealing first if asked);
+    ``reading``: a read-only one, which holds no write lock however long it takes (a server on
+    the same SQLite file keeps writing meanwhile) - Store.read_context."""
     store = open_store()
     try:
         keys = unseal(store) if unsealed else None
-        with store.context(operator_actor(), keys) as ctx:
+        opened = store.read_context if reading else store.context
+        with opened(operator_actor(), keys) as ctx:
             yield ctx
     finally:
         store.engine.dispose()

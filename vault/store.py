@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
@@ -53,7 +54,12 @@ class Store:
     writer: GroupWriter | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self._read_engine = self.engine.execution_options(**{db.READ_ONLY_OPTION: True})
+        # Read-only transactions: on SQLite they take no write lock (and refuse writes, PRAGMA
+        # query_only); on PostgreSQL they begin READ ONLY.
+        read_only: dict[str, Any] = {db.READ_ONLY_OPTION: True}
+        if self.engine.dialect.name == "postgresql":
+            read_only["postgresql_readonly"] = True
+        self._read_engine = self.engine.execution_options(**read_only)
         self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         # A batch appends its units' audit events at once, right before its COMMIT: one move
         # of the log head per batch instead of one per unit.
@@ -91,10 +97,9 @@ class Store:
         return Session(self.engine, expire_on_commit=False)
 
     def read_session(self) -> Session:
-        """A session for reads only: on SQLite it takes no write lock."""
-        return Session(
-            self.engine.execution_options(**{db.READ_ONLY_OPTION: True}), expire_on_commit=False
-        )
+        """A session for reads only: never in the group commit, no write lock on SQLite; its
+        transactions refuse writes on both engines."""
+        return Session(self._read_engine, expire_on_commit=False)
 
     @contextmanager
     def read_connection(self) -> Iterator[Connection]:
@@ -126,6 +131,41 @@ class Store:
         unsealed. Cheap when nothing changed: one indexed read."""
         with self.read_session() as session, session.begin():
             return keys.refresh(session)
+
+    @contextmanager
+    def read_context(
+        self,
+        actor: str | Principal,
+        keys: KeyRing | None = None,
+        *,
+        source: str | None = None,
+        then: Callable[[Context], None] | None = None,
+    ) -> Iterator[Context]:
+        """An operation that only reads - a listing, a report: one read-only transaction,
+        outside the group commit and, on SQLite, without the write lock, so a report that
+        takes a while (the readiness report compares every password) holds up no writer. The
+        audit events it records - and ``then``, a small write of the caller's (a token's last
+        use) - are written afterwards in a short write transaction of their own, before this
+        block's exit returns: nothing read is handed out unrecorded. A write inside the block
+        fails: the transaction is read-only on both engines."""
+        principal = actor if isinstance(actor, Principal) else Principal.operator(actor)
+        with _storage_errors(), self.read_session() as session, session.begin():
+            ctx = Context(
+                session=session,
+                actor=principal.name,
+                keys=keys,
+                principal=principal,
+                source=source,
+                pending_events=[],
+            )
+            yield ctx
+            events = list(ctx.pending_events or ())
+        if events or then is not None:
+            with self.context(principal, keys, source=source) as after:
+                if then is not None:
+                    then(after)
+                assert after.pending_events is not None
+                after.pending_events.extend(events)
 
     @contextmanager
     def context(

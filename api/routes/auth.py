@@ -66,7 +66,7 @@ def logout(caller: EnrollingCallerDep) -> None:
 
 @router.get("/me", response_model=Me)
 def me(caller: CallerDep) -> dict[str, object]:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         user = current_user(ctx)
         clients = ctx.principal.clients
         return {
@@ -96,7 +96,7 @@ def totp_confirm(body: TotpConfirm, caller: EnrollingCallerDep) -> None:
 
 @router.get("/tokens", response_model=list[TokenPublic])
 def list_tokens(caller: CallerDep) -> list[dict[str, object]]:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         return [token_view(t) for t in users.list_tokens(ctx, current_user(ctx))]
 
 

@@ -23,7 +23,7 @@ router = APIRouter(prefix="/clients", tags=["clients"])
 @router.get("", response_model=list[ClientPublic])
 def list_clients(caller: CallerDep, name: str | None = None) -> list[dict[str, object]]:
     """The clients in the caller's scope (``name`` finds one by name)."""
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         if name is not None:
             return [client_view(ctx, clients.get_client(ctx, name))]
         return [client_view(ctx, c) for c in clients.list_clients(ctx)]
@@ -37,7 +37,7 @@ def create_client(body: ClientCreate, caller: CallerDep) -> dict[str, object]:
 
 @router.get("/{client}", response_model=ClientPublic)
 def get_client(client: str, caller: CallerDep) -> dict[str, object]:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         ctx.require("admin", "consultant", "client")
         return client_view(ctx, clients.get_client(ctx, client))
 
@@ -53,7 +53,7 @@ def add_contact(client: str, body: ContactCreate, caller: CallerDep) -> dict[str
 
 @router.get("/{client}/recipients", response_model=list[RecipientPublic])
 def list_recipients(client: str, caller: CallerDep) -> list[dict[str, object]]:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         ctx.require("admin", "consultant", "client")
         return [recipient_view(r) for r in clients.get_client(ctx, client).recipients]
 

@@ -57,7 +57,7 @@ class DropPublic(BaseModel):
 @router.get("", response_model=list[DestinationPublic])
 def list_destinations(client: str, caller: CallerDep) -> list[dict[str, object]]:
     """The client's destinations, each with its last success, last error and overdue flag."""
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         return [escrow.describe(d) for d in escrow.list_destinations(ctx, client)]
 
 

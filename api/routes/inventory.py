@@ -19,7 +19,7 @@ def make_router(kind: str, body_model: type[Any]) -> APIRouter:
 
     @router.get("", response_model=list[InventoryPublic], name=f"list_{kind}s")
     def list_records(client: str, caller: CallerDep, q: str | None = None) -> list[dict[str, Any]]:
-        with caller.transaction() as ctx:
+        with caller.read_transaction() as ctx:
             rows = inventory.list_records(ctx, kind, client, q)
             return [inventory_view(ctx, kind, r) for r in rows]
 
@@ -33,7 +33,7 @@ def make_router(kind: str, body_model: type[Any]) -> APIRouter:
     @router.get("/{name}", response_model=InventoryPublic, name=f"show_{kind}")
     def show(client: str, name: str, caller: CallerDep) -> dict[str, Any]:
         """With the sealed fields (account numbers, recovery contacts); the read is logged."""
-        with caller.transaction() as ctx:
+        with caller.read_transaction() as ctx:
             record = inventory.show_record(ctx, kind, client, name)
             return inventory_view(ctx, kind, record.row, record.private)
 

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/keys", tags=["keys"])
 
 @router.get("", response_model=list[VaultKeyPublic])
 def list_keys(caller: CallerDep) -> list[dict[str, Any]]:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         ctx.require("admin")
         return rotation.list_keys(ctx.session)
 

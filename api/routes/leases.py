@@ -18,13 +18,13 @@ router = APIRouter(prefix="/leases", tags=["leases"])
 def list_leases(
     caller: CallerDep, mine: bool = False, overdue: bool = False
 ) -> list[dict[str, object]]:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         return [lease_view(x) for x in checkout.list_leases(ctx, mine=mine, overdue=overdue)]
 
 
 @router.get("/rotation-due", response_model=list[SecretPublic])
 def rotation_due(caller: CallerDep) -> list[dict[str, object]]:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         return [secret_view(s) for s in checkout.awaiting_rotation(ctx)]
 
 

@@ -13,7 +13,7 @@ router = APIRouter(prefix="/reports", tags=["reports"])
 
 @router.get("/offboarding/{username}", response_model=Report)
 def offboarding(username: str, caller: CallerDep) -> dict[str, object]:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         rows = checkout.offboarding(ctx, username)
         return {
             "items": [
@@ -33,5 +33,5 @@ def offboarding(username: str, caller: CallerDep) -> dict[str, object]:
 @router.get("/readiness/{client}", response_model=ReadinessReport)
 def takeover_readiness(client: str, caller: CallerDep) -> dict[str, object]:
     """How ready the client is to take over without us: a score and the findings behind it."""
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         return readiness.readiness(ctx, client).as_dict()

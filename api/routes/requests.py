@@ -69,7 +69,7 @@ def create_request(client: str, body: RequestCreate, caller: CallerDep) -> dict[
 
 @router.get("", response_model=list[RequestPublic])
 def list_requests(client: str, caller: CallerDep) -> list[dict[str, object]]:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         names = inventory.vendor_namer(ctx)
         return [
             requests_service.describe(r, names(r.vendor_id))

@@ -37,7 +37,7 @@ def list_secrets(
     title: str | None = None,
 ) -> list[dict[str, object]]:
     """Metadata only. ``title`` finds one secret by exact title."""
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         if title is not None:
             ctx.require("admin", "consultant", "client")
             return [secret_view(secrets.get_secret_record(ctx, get_client(ctx, client), title))]
@@ -71,7 +71,7 @@ def create_secret(client: str, body: SecretCreate, caller: CallerDep) -> dict[st
 
 @router.get("/{secret}", response_model=SecretPublic)
 def get_secret(client: str, secret: str, caller: CallerDep) -> dict[str, object]:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         ctx.require("admin", "consultant", "client")
         return secret_view(secrets.get_secret_record(ctx, get_client(ctx, client), secret))
 
@@ -102,7 +102,7 @@ def update_secret(
 
 @router.get("/{secret}/versions", response_model=list[VersionPublic])
 def versions(client: str, secret: str, caller: CallerDep) -> list[dict[str, object]]:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         return [
             {"version": v.version, "created_at": v.created_at, "created_by": v.created_by}
             for v in secrets.history(ctx, client, secret)

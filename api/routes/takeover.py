@@ -46,7 +46,7 @@ class NoticePublic(BaseModel):
 
 @router.get("", response_model=TakeoverPublic)
 def takeover_status(client: str, caller: CallerDep) -> dict[str, object]:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         return takeover.status(ctx, client).as_dict()
 
 

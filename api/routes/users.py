@@ -15,7 +15,7 @@ router = APIRouter(tags=["users"])
 
 @router.get("/users", response_model=list[UserPublic])
 def list_users(caller: CallerDep) -> list[dict[str, object]]:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         return [user_view(u) for u in users.list_users(ctx)]
 
 
@@ -57,7 +57,7 @@ def reset_totp(username: str, caller: CallerDep) -> None:
 
 @router.get("/users/{username}/tokens", response_model=list[TokenPublic])
 def user_tokens(username: str, caller: CallerDep) -> list[dict[str, object]]:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         ctx.require("admin")
         return [token_view(t) for t in users.list_tokens(ctx, users.get_user(ctx, username))]
 
@@ -71,7 +71,7 @@ def revoke_user_token(username: str, token_id: str, caller: CallerDep) -> None:
 
 @router.get("/grants", response_model=list[GrantPublic])
 def list_grants(caller: CallerDep, username: str | None = None) -> list[dict[str, object]]:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         return [
             {
                 "username": u.username,

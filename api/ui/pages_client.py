@@ -35,7 +35,7 @@ LOG_PAGE = 50
 
 @router.get("")
 def client_list(request: Request, caller: PortalCaller) -> Response:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         rows = [{"id": c.id, "name": c.name} for c in clients.list_clients(ctx)]
     return web.render(request, "clients.html", caller=caller, title="Clients", clients=rows)
 
@@ -53,7 +53,7 @@ def record_link(client_id: str, finding: readiness.Finding) -> str:
 
 @router.get("/{client}")
 def dashboard(client: str, request: Request, caller: PortalCaller) -> Response:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         c = _client(ctx, client)
         report = readiness.readiness(ctx, c["id"])
     return web.render(
@@ -70,7 +70,7 @@ def dashboard(client: str, request: Request, caller: PortalCaller) -> Response:
 @router.get("/{client}/inventory")
 def inventory_page(client: str, request: Request, caller: PortalCaller) -> Response:
     soon = date.today() + EXPIRY_WINDOW
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         c = _client(ctx, client)
         namer = inventory.vendor_namer(ctx)
         lists: dict[str, list[dict[str, Any]]] = {

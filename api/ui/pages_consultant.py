@@ -22,7 +22,7 @@ def search(request: Request, caller: PortalCaller, q: str = "") -> Response:
     web.require_role(caller, *CONSULTING)
     q = q.strip()[:200]
     results = []
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         for c in clients.list_clients(ctx):
             found = secrets_service.list_secrets(ctx, c.id, query=q or None)
             if found:
@@ -78,7 +78,7 @@ def _revealed(
 @router.get("/leases")
 def leases(request: Request, caller: PortalCaller) -> Response:
     web.require_role(caller, *CONSULTING)
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         rows = []
         for lease in checkout.list_leases(ctx, mine=True):
             secret = ctx.session.get(Secret, lease.secret_id)

@@ -101,7 +101,7 @@ def open_link(token: str, request: Request, state: StateDep) -> Response:
         caller = _link_caller(request, state, token)
     except Unauthenticated:
         return web.redirect("/ui/login?next=" + quote(f"/ui/r/{token}", safe="/"))
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         row = requests_service.open_request(ctx, token)
         found = clients.get_client(ctx, row.client_id)
         vendor = inventory.vendor_name(ctx, row.vendor_id)

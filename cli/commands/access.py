@@ -235,7 +235,7 @@ def report_offboarding(username: str, as_json: bool) -> None:
     else:
         from vault.services import checkout
 
-        with local_context() as ctx:
+        with local_context(reading=True) as ctx:
             items = [
                 {
                     "client_id": s.client_id,
@@ -268,7 +268,7 @@ def report_readiness(client: str, as_json: bool) -> None:
     else:
         from vault.services import readiness
 
-        with local_context(unsealed=True) as ctx:
+        with local_context(unsealed=True, reading=True) as ctx:
             report = readiness.readiness(ctx, client).as_dict()
     if as_json:
         print_json(report)

@@ -18,6 +18,8 @@ from vault.errors import NotInitialized, SchemaError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 READ_ONLY_OPTION = "custody_read_only"
+#: key in an SQLite connection's ``info``: whether PRAGMA query_only is on
+_QUERY_ONLY = "custody_query_only"
 #: pooled SQLite connections per process (above the server's worker threads)
 SQLITE_POOL_SIZE = 24
 #: pooled PostgreSQL connections per process (the server's worker threads, 16 by default)
@@ -78,6 +80,12 @@ def _configure_sqlite(engine: Engine, *, read_only: bool) -> None:
         # then fail to upgrade to a write lock (SQLITE_BUSY mid-transaction). Transactions
         # marked read-only (Store.read_session) take no lock: WAL readers never wait.
         readonly = read_only or conn.get_execution_options().get(READ_ONLY_OPTION, False)
+        if not read_only and conn.info.get(_QUERY_ONLY, False) != readonly:
+            # A read-only transaction refuses writes (which would otherwise try to take the
+            # write lock midway); the pooled connection serves writers too, so the mode is
+            # set again whenever the kind of transaction changes.
+            run_sql(conn, f"PRAGMA query_only={int(readonly)}")
+            conn.info[_QUERY_ONLY] = readonly
         # On the driver: every write batch begins here, and exec_driver_sql would cost it
         # more Python than the BEGIN itself.
         run_sql(conn, "BEGIN" if readonly else "BEGIN IMMEDIATE")

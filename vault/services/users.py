@@ -574,11 +574,16 @@ def authenticate_principal(
     )
 
 
+def touch_due(last_used_at: datetime | None) -> bool:
+    """Whether a token last used at ``last_used_at`` should have its use recorded now: at
+    most one write a minute per token."""
+    return last_used_at is None or utcnow() - last_used_at > timedelta(minutes=1)
+
+
 def touch_token(ctx: Context, token_id: str, last_used_at: datetime | None) -> None:
     """Record a token's use - at most one write a minute per token."""
-    now = utcnow()
-    if last_used_at is None or now - last_used_at > timedelta(minutes=1):
-        _TOUCH_TOKEN.rowcount(ctx.connection(), {"token_id": token_id, "now": now})
+    if touch_due(last_used_at):
+        _TOUCH_TOKEN.rowcount(ctx.connection(), {"token_id": token_id, "now": utcnow()})
 
 
 _TOKENS = cast(Table, ApiToken.__table__)

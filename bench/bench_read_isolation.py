@@ -1,0 +1,177 @@
+"""Check-out latency while slow reports run beside it, on the same server.
+
+    python bench/bench_read_isolation.py [--logins 500] [--slices 8] [--pg URL]
+
+A request that only reads - a listing, a readiness report - runs in a read-only transaction
+outside the group commit (``Store.read_context``), so a slow one holds up no write. The
+readiness report is the slowest read there is: it decrypts every login of the client and runs
+the strength estimator on each (about 0.4 ms per 24-character password). This serves one
+vault (1 worker) whose client has ``--logins`` logins, drives check-out + check-in pairs with
+wrk (32 connections, bench/checkout.lua) in short slices, and in every other slice has a
+client of the API fetch the readiness report over and over meanwhile. Quiet slices and slices
+with reports alternate, so both kinds share the machine's phases; the script prints the
+check-out figures of each kind, their ratio, and how long a report took.
+
+Before read-only requests left the group commit, each report held every write of its process
+(and, on SQLite, the database's write lock) for as long as it ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+
+from bench.bench_checkout import (  # noqa: E402
+    Server,
+    checkout_wrk_env,
+    fresh_pg,
+    fresh_sqlite,
+    run_wrk,
+    server_env,
+    setup_vault,
+)
+from bench.common import PASSPHRASE  # noqa: E402
+
+CLIENTS = 32
+
+
+def add_logins(url: str, count: int) -> None:
+    """``count`` more logins for the client, with distinct random passwords."""
+    import secrets as pysecrets
+
+    from vault.config import Settings
+    from vault.keys import UnsealSecret
+    from vault.services import secrets
+    from vault.store import Store
+
+    settings = Settings(
+        home=Path("."),
+        database_url=url,
+        unseal_file=None,
+        unseal_passphrase_set=False,
+        allow_weak_kdf=False,
+    )
+    store = Store.open(settings)
+    keys = store.unseal(UnsealSecret.from_passphrase(PASSPHRASE))
+    with store.context("operator:bench", keys) as ctx:
+        secrets.add_secrets(
+            ctx,
+            "Acme",
+            [
+                secrets.NewSecret(title=f"login {i}", value=pysecrets.token_urlsafe(18))
+                for i in range(count)
+            ],
+        )
+    store.engine.dispose()
+
+
+class Reports:
+    """Fetches the readiness report in a loop on a thread of its own while running."""
+
+    def __init__(self, base: str, client_id: str, token: str) -> None:
+        self.url = f"{base}/reports/readiness/{client_id}"
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.seconds: list[float] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Reports:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+
+    def _loop(self) -> None:
+        with httpx.Client(timeout=60) as http:
+            while not self._stop.is_set():
+                start = time.perf_counter()
+                response = http.get(self.url, headers=self.headers)
+                assert response.status_code == 200, response.text
+                self.seconds.append(time.perf_counter() - start)
+
+
+def run(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
+    client_id, secret_ids, tokens = setup_vault(url, CLIENTS)
+    add_logins(url, args.logins)
+    wrk_env = checkout_wrk_env(client_id, secret_ids, tokens)
+    server = Server("api.main:app_from_env", server_env(url), 1)
+    kinds: dict[str, list[dict[str, float]]] = {"quiet": [], "reports": []}
+    reports = Reports(server.url, client_id, tokens[0])
+    try:
+        run_wrk(server.url, "checkout.lua", CLIENTS, 2, wrk_env)  # warm-up
+        for index in range(2 * args.slices):
+            if index % 2 == 0:
+                kinds["quiet"].append(
+                    run_wrk(server.url, "checkout.lua", CLIENTS, args.slice_seconds, wrk_env)
+                )
+            else:
+                with reports:
+                    kinds["reports"].append(
+                        run_wrk(server.url, "checkout.lua", CLIENTS, args.slice_seconds, wrk_env)
+                    )
+    finally:
+        server.stop()
+    out: dict[str, Any] = {"label": label, "reports": len(reports.seconds)}
+    out["report_ms"] = 1000 * statistics.median(reports.seconds) if reports.seconds else 0.0
+    for kind, slices in kinds.items():
+        assert not any(s["errors"] for s in slices), slices
+        out[kind] = {
+            "pairs_per_s": statistics.mean(s["rps"] for s in slices) / 2,
+            "p50": statistics.median(s["p50"] for s in slices),
+            "p99": statistics.median(s["p99"] for s in slices),
+            "p99_max": max(s["p99"] for s in slices),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--logins", type=int, default=500)
+    parser.add_argument("--slices", type=int, default=8, help="slices of each kind")
+    parser.add_argument("--slice-seconds", type=int, default=3)
+    parser.add_argument("--pg", help="PostgreSQL admin URL (a fresh database is made)")
+    args = parser.parse_args()
+    print(
+        f"# bench_read_isolation  {time.strftime('%Y-%m-%d %H:%M:%S')}  1 worker, "
+        f"{CLIENTS} connections, {args.logins} logins, {args.slices} x {args.slice_seconds} s "
+        "slices of each kind, alternating"
+    )
+    engines: list[tuple[str, Any]] = [("sqlite", fresh_sqlite)]
+    if args.pg:
+        engines.append(("postgresql", lambda: fresh_pg(args.pg)))
+    for label, fresh in engines:
+        url, drop = fresh()
+        try:
+            r = run(label, url, args)
+        finally:
+            drop()
+        quiet, busy = r["quiet"], r["reports"]
+        for kind, f in (("quiet", quiet), ("with reports", busy)):
+            print(
+                f"{label:10s} {kind:12s}  {f['pairs_per_s']:7.1f} pairs/s  p50 {f['p50']:6.1f} ms"
+                f"  p99 {f['p99']:6.1f} ms (worst slice {f['p99_max']:.1f})"
+            )
+        print(
+            f"{label:10s} with reports / quiet: throughput "
+            f"{busy['pairs_per_s'] / quiet['pairs_per_s']:.2f}x, "
+            f"p99 {busy['p99'] / quiet['p99']:.2f}x"
+            f"; {r['reports']} readiness reports, median {r['report_ms']:.0f} ms each"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Store.read_context: reads outside the group commit, refusing writes, recording their events."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import Vault
+from vault.db.models import AuditEvent, Client
+from vault.errors import CustodyError
+from vault.services import audit, clients, readiness, secrets
+
+
+def _events(vault: Vault, action: str) -> int:
+    with vault.store.read_session() as s, s.begin():
+        return int(
+            s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action))
+            or 0
+        )
+
+
+def test_a_read_context_refuses_writes_and_keeps_none(vault: Vault) -> None:
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Acme")
+    with pytest.raises(Exception) as refused:  # noqa: PT011 - the engines word it differently
+        with vault.store.read_context("operator:test", vault.keys) as ctx:
+            ctx.session.add(Client(name="Sneaky", name_key="sneaky", wrapped_key=b"k"))
+            ctx.session.flush()
+    # SQLite: "attempt to write a readonly database" (a StorageError, from it); PostgreSQL:
+    # "cannot execute INSERT in a read-only transaction"
+    said = f"{refused.value} {refused.value.__cause__}".lower()
+    assert "readonly database" in said or "read-only transaction" in said, said
+    with vault.store.read_session() as s, s.begin():
+        assert s.scalars(select(Client.name)).all() == ["Acme"]
+    # the pooled connection is not left read-only for the writers after it
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Beta")
+
+
+def test_events_of_a_read_are_recorded_when_it_ends_and_then_runs_with_them(
+    vault: Vault,
+) -> None:
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Acme")
+    ran: list[str] = []
+    units = vault.store.writer.units if vault.store.writer else 0
+    with vault.store.read_context("operator:test", vault.keys) as ctx:
+        audit.record(ctx, "test.read", subject_kind="client", subject_id="x")
+        assert _events(vault, "test.read") == 0  # not yet: written after the read
+    assert _events(vault, "test.read") == 1
+    with vault.store.read_context(
+        "operator:test", vault.keys, then=lambda ctx: ran.append(ctx.actor)
+    ):
+        pass
+    assert ran == ["operator:test"]
+    if vault.store.writer is not None:
+        assert vault.store.writer.units == units + 2  # one short write each, no more
+        with vault.store.read_context("operator:test", vault.keys) as ctx:
+            clients.list_clients(ctx)  # records nothing: no write at all
+        assert vault.store.writer.units == units + 2
+
+
+def test_a_failed_read_records_nothing(vault: Vault) -> None:
+    with pytest.raises(CustodyError):
+        with vault.store.read_context("operator:test", vault.keys) as ctx:
+            audit.record(ctx, "test.read", subject_kind="client", subject_id="x")
+            clients.get_client(ctx, "Nobody")
+    assert _events(vault, "test.read") == 0
+
+
+def test_a_slow_report_does_not_wait_for_a_writer(vault: Vault) -> None:
+    """The readiness report reads while another transaction holds the write path (the group
+    commit's mutex; on SQLite the database's write lock too)."""
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Acme")
+        secrets.add_secret(ctx, "Acme", title="Router", value="r0uter-pass")
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with vault.ctx() as ctx:
+            clients.add_client(ctx, "Beta")
+            holding.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(10)
+        done = threading.Event()
+        found: list[int] = []
+
+        def report() -> None:
+            with vault.store.read_context("operator:test", vault.keys) as ctx:
+                found.append(readiness.readiness(ctx, "Acme").score)
+            done.set()
+
+        reader = threading.Thread(target=report)
+        reader.start()
+        # the report's read finishes while the writer still holds; only recording its event
+        # waits for the write path
+        deadline = threading.Event()
+        for _ in range(100):
+            if found:
+                break
+            deadline.wait(0.05)
+        assert found, "the report's reads waited for the writer"
+        assert not done.is_set()  # its event is not recorded until the writer lets go
+    finally:
+        release.set()
+        thread.join()
+    reader.join(30)
+    assert done.is_set() and _events(vault, "report.readiness") == 1
