@@ -125,7 +125,7 @@ def run(label: str, url: str, args: argparse.Namespace) -> dict[str, Any]:
                     )
     finally:
         server.stop()
-    out: dict[str, Any] = {"label": label, "reports": len(reports.seconds)}
+    out: dict[str, Any] = {"label": label, "report_count": len(reports.seconds)}
     out["report_ms"] = 1000 * statistics.median(reports.seconds) if reports.seconds else 0.0
     for kind, slices in kinds.items():
         assert not any(s["errors"] for s in slices), slices
@@ -169,7 +169,7 @@ def main() -> None:
             f"{label:10s} with reports / quiet: throughput "
             f"{busy['pairs_per_s'] / quiet['pairs_per_s']:.2f}x, "
             f"p99 {busy['p99'] / quiet['p99']:.2f}x"
-            f"; {r['reports']} readiness reports, median {r['report_ms']:.0f} ms each"
+            f"; {r['report_count']} readiness reports, median {r['report_ms']:.0f} ms each"
         )
 
 
