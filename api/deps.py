@@ -124,7 +124,6 @@ class Caller:
             record_refusal(self.request, self.state, auth.principal, exc)
             raise
 
-
     @contextmanager
     def read_transaction(self) -> Iterator[Context]:
         """As :meth:`transaction`, for a request that only reads: a read-only transaction

@@ -147,6 +147,61 @@ def _recipient_remove(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
     return {"removed": row.recipient, "left": len(get_client(ctx, client).recipients)}
 
 
+def _optional_int(args: dict[str, Any], name: str) -> int | None:
+    value = args.get(name)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+        raise InvalidInput(f"{name} must be a whole number", field=name)
+    return value
+
+
+def _secret_checkout(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    """`custody secret checkout` with the vault running: a lease, and the value."""
+    from datetime import timedelta
+
+    from vault.services.checkout import checkout
+
+    ttl = _optional_int(args, "ttl")
+    out = checkout(
+        ctx,
+        _required_text(args, "client"),
+        _required_text(args, "title"),
+        reason=_text(args, "reason"),
+        ticket=_text(args, "ticket"),
+        ttl=timedelta(seconds=ttl) if ttl is not None else None,
+        totp_code=_text(args, "totp"),
+    )
+    revealed = out.secret
+    return {
+        "lease": {"id": out.lease.id, "expires_at": out.lease.expires_at.isoformat()},
+        "title": revealed.secret.title,
+        "version": revealed.version,
+        "value": revealed.value,
+        "username": revealed.username,
+        "notes": revealed.notes,
+    }
+
+
+def _secret_checkin(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    """`custody secret checkin` with the vault running (a rotation seals the new value)."""
+    from vault.services.checkout import checkin
+
+    lease, version, generated = checkin(
+        ctx,
+        _required_text(args, "lease"),
+        new_value=_text(args, "new_value"),
+        generate=_flag(args, "generate"),
+    )
+    return {"lease": {"id": lease.id}, "new_version": version, "generated_value": generated}
+
+
+def _secret_totp(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    """`custody secret totp` with the vault running: the code, never the seed."""
+    from vault.services.checkout import totp_code
+
+    code, remaining = totp_code(ctx, _required_text(args, "client"), _required_text(args, "title"))
+    return {"code": code, "valid_for_seconds": remaining}
+
+
 OPERATIONS: dict[str, Operation] = {
     "ping": _ping,
     "recipient.add": _recipient_add,
@@ -155,6 +210,9 @@ OPERATIONS: dict[str, Operation] = {
     "client.add": _client_add,
     "secret.add": _secret_add,
     "inventory.add": _inventory_add,
+    "secret.checkout": _secret_checkout,
+    "secret.checkin": _secret_checkin,
+    "secret.totp": _secret_totp,
 }
 
 StoreOperation = Callable[[Store, KeyRing, str, dict[str, Any]], Any]

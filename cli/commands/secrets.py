@@ -10,7 +10,9 @@ from cli.common import (
     agent_socket,
     iso,
     json_option,
+    keyed_operation,
     local_context,
+    open_store,
     operator_actor,
     print_fields,
     print_json,
@@ -30,6 +32,16 @@ KIND_CHOICES = ["login", "api-key", "totp", "ssh-key", "license", "note"]
 @click.group("secret")
 def secret_group() -> None:
     """Secrets of a client: passwords, API keys, TOTP seeds, SSH keys, licenses, notes."""
+
+
+def _keyed(operation: str, args: dict[str, Any]) -> Any:
+    """A keyed operation on the local store: through the running vault when there is one
+    (no passphrase asked), else here after unsealing (cli.common.keyed_operation)."""
+    store = open_store()
+    try:
+        return keyed_operation(store, operation, args)
+    finally:
+        store.engine.dispose()
 
 
 def _read_value(password_stdin: bool, label: str = "Secret value") -> str:
@@ -466,29 +478,17 @@ def secret_checkout(
     if server is not None:
         data = _checkout_remote(server, client, title, reason, ticket, ttl, totp_code)
     else:
-        from datetime import timedelta
-
-        from vault.services import checkout
-
-        with local_context(unsealed=True) as ctx:
-            out = checkout.checkout(
-                ctx,
-                client,
-                title,
-                reason=reason,
-                ticket=ticket,
-                ttl=timedelta(seconds=ttl) if ttl else None,
-                totp_code=totp_code,
-            )
-            s = out.secret
-            data = {
-                "lease": {"id": out.lease.id, "expires_at": out.lease.expires_at},
-                "title": s.secret.title,
-                "version": s.version,
-                "value": s.value,
-                "username": s.username,
-                "notes": s.notes,
-            }
+        data = _keyed(
+            "secret.checkout",
+            {
+                "client": client,
+                "title": title,
+                "reason": reason,
+                "ticket": ticket,
+                "ttl": ttl,
+                "totp": totp_code,
+            },
+        )
         click.echo(f"lease {data['lease']['id']} until {data['lease']['expires_at']}", err=True)
     if as_json:
         print_json(data)
@@ -515,17 +515,9 @@ def secret_checkin(
             json_body={"new_value": value, "generate": generate},
         )
     else:
-        from vault.services import checkout
-
-        with local_context(unsealed=True) as ctx:
-            lease, version, generated = checkout.checkin(
-                ctx, lease_id, new_value=value, generate=generate
-            )
-            data = {
-                "lease": {"id": lease.id},
-                "new_version": version,
-                "generated_value": generated,
-            }
+        data = _keyed(
+            "secret.checkin", {"lease": lease_id, "new_value": value, "generate": generate}
+        )
     if as_json:
         print_json(data)
         return
@@ -550,10 +542,8 @@ def secret_totp(client: str, title: str) -> None:
         )
         code, remaining = out["code"], out["valid_for_seconds"]
     else:
-        from vault.services import checkout
-
-        with local_context(unsealed=True) as ctx:
-            code, remaining = checkout.totp_code(ctx, client, title)
+        out = _keyed("secret.totp", {"client": client, "title": title})
+        code, remaining = out["code"], out["valid_for_seconds"]
     click.echo(code)
     click.echo(f"valid for {remaining} more seconds", err=True)
 

@@ -285,3 +285,69 @@ def test_client_and_secret_add_go_through_the_agent_without_the_passphrase(
         call(
             agent, "inventory.add", {"kind": "asset", "client": "Beta", "name": "X", "values": [1]}
         )
+
+
+def test_checkout_checkin_and_totp_go_through_the_agent_without_the_passphrase(
+    agent: str,
+    vault: Vault,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With the vault running, `custody secret checkout/checkin/totp` ask the agent instead
+    of the passphrase; the lease and its audit events are the same as without it."""
+    import io
+
+    from cli.main import main
+    from vault.db.models import Lease
+
+    with vault.ctx() as ctx:
+        secrets.add_secret(
+            ctx, "Acme", title="Admin", value="old-pass", rotate_after_use=True, exclusive=True
+        )
+        secrets.add_secret(ctx, "Acme", title="M365 2FA", value="JBSWY3DPEHPK3PXP", kind="totp")
+    monkeypatch.setenv("CUSTODY_HOME", os.path.dirname(agent))
+    monkeypatch.setenv("CUSTODY_DATABASE_URL", vault.settings.database_url)
+    for name in ("CUSTODY_UNSEAL_PASSPHRASE", "CUSTODY_UNSEAL_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CUSTODY_NO_AGENT", "1")  # without the agent: no passphrase, exit 2
+    assert main(["secret", "checkout", "Acme", "Router", "--reason", "x"]) == 2
+    assert "passphrase needed" in capsys.readouterr().err
+    monkeypatch.delenv("CUSTODY_NO_AGENT")
+
+    assert main(["secret", "checkout", "Acme", "Router", "--reason", "ticket 12"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "hunter2\n" and err.startswith("lease ")
+    lease_id = err.split()[1]
+    assert main(["secret", "checkin", lease_id]) == 0
+    assert capsys.readouterr().out == f"checked in {lease_id}\n"
+
+    assert main(["secret", "checkout", "Acme", "Admin", "--ticket", "T-7", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["value"] == "old-pass" and data["lease"]["expires_at"].endswith("+00:00")
+    # a second exclusive check-out is refused as without the agent: one line, exit 2
+    assert main(["secret", "checkout", "Acme", "Admin", "--reason", "again"]) == 2
+    assert "checked out by" in capsys.readouterr().err
+    assert main(["secret", "checkin", data["lease"]["id"]]) == 2  # must be rotated
+    assert "rotated" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("password1\n"))
+    assert main(["secret", "checkin", data["lease"]["id"], "--password-stdin"]) == 2
+    assert "weak" in capsys.readouterr().err
+    assert main(["secret", "checkin", data["lease"]["id"], "--generate", "--json"]) == 0
+    back = json.loads(capsys.readouterr().out)
+    assert back["new_version"] == 2 and len(back["generated_value"]) >= 20
+
+    assert main(["secret", "totp", "Acme", "M365 2FA"]) == 0
+    code = capsys.readouterr().out.strip()
+    assert len(code) == 6 and code.isdigit()
+
+    with vault.store.session() as s:
+        leases = s.scalars(select(Lease).order_by(Lease.created_at)).all()
+        actions = s.scalars(
+            select(AuditEvent.action).where(AuditEvent.action.like("secret.%"))
+        ).all()
+    assert [lease.reason or lease.ticket for lease in leases] == ["ticket 12", "T-7"]
+    assert all(lease.released_at is not None for lease in leases)
+    assert actions.count("secret.checkout") == 2 and actions.count("secret.checkin") == 2
+    assert "secret.totp" in actions
+    with pytest.raises(Exception, match="ttl must be a whole number"):
+        call(agent, "secret.checkout", {"client": "Acme", "title": "Router", "ttl": "1h"})

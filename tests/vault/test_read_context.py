@@ -14,11 +14,9 @@ from vault.services import audit, clients, readiness, secrets
 
 
 def _events(vault: Vault, action: str) -> int:
+    counted = select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action)
     with vault.store.read_session() as s, s.begin():
-        return int(
-            s.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action))
-            or 0
-        )
+        return int(s.scalar(counted) or 0)
 
 
 def test_a_read_context_refuses_writes_and_keeps_none(vault: Vault) -> None:
