@@ -123,19 +123,33 @@ def running_agent() -> str | None:
 
 
 def keyed_operation(store: Store, operation: str, args: dict[str, Any]) -> Any:
-    """An operation that needs the vault's keys (one of ``vault.agent_server.OPERATIONS``):
-    done by the running agent when one answers, else here, after unsealing. Either way the
-    same function checks the arguments and shapes the result."""
+    """An operation that needs the vault's keys (one of ``vault.agent_server.OPERATIONS`` or
+    ``READ_OPERATIONS``): done by the running agent when one answers, else here, after
+    unsealing. Either way the same function checks the arguments and shapes the result, in
+    the same kind of transaction (read-only for READ_OPERATIONS)."""
     agent = running_agent()
     if agent is not None:
         from vault.agent import call
 
         return call(agent, operation, args)
-    from vault.agent_server import OPERATIONS
+    from vault.agent_server import OPERATIONS, READ_OPERATIONS
 
     keys = unseal(store)
+    if operation in READ_OPERATIONS:
+        with store.read_context(operator_actor(), keys) as ctx:
+            return READ_OPERATIONS[operation](ctx, args)
     with store.context(operator_actor(), keys) as ctx:
         return OPERATIONS[operation](ctx, args)
+
+
+def keyed_operation_here(operation: str, args: dict[str, Any]) -> Any:
+    """:func:`keyed_operation` on the local store, opened for it and closed after (for the
+    commands that take no store of their own)."""
+    store = open_store()
+    try:
+        return keyed_operation(store, operation, args)
+    finally:
+        store.engine.dispose()
 
 
 def unseal(store: Store) -> KeyRing:

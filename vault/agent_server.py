@@ -215,6 +215,20 @@ OPERATIONS: dict[str, Operation] = {
     "secret.totp": _secret_totp,
 }
 
+
+def _report_readiness(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    """`custody report readiness` with the vault running (it compares the passwords, so it
+    needs the keys); a read-only transaction, as every read-only request."""
+    from vault.services.readiness import readiness
+
+    report = readiness(ctx, _required_text(args, "client")).as_dict()
+    return {**report, "computed_at": report["computed_at"].isoformat()}
+
+
+#: operations that only read: run in a read-only transaction (Store.read_context), outside
+#: the group commit; their audit events are written right after
+READ_OPERATIONS: dict[str, Operation] = {"report.readiness": _report_readiness}
+
 StoreOperation = Callable[[Store, KeyRing, str, dict[str, Any]], Any]
 
 
@@ -315,7 +329,7 @@ class _Handler(socketserver.StreamRequestHandler):
         try:
             request = json.loads(line)
             name = request["op"]
-            if name not in OPERATIONS and name not in STORE_OPERATIONS:
+            if name not in OPERATIONS and name not in STORE_OPERATIONS | READ_OPERATIONS:
                 raise KeyError(name)
             args = request.get("args") or {}
             if not isinstance(args, dict):
@@ -326,6 +340,10 @@ class _Handler(socketserver.StreamRequestHandler):
             if name in STORE_OPERATIONS:
                 run = STORE_OPERATIONS[name]
                 result = run(self.server.store, self.server.keys, _actor(uid), args)
+                return {"ok": True, "result": result}
+            if name in READ_OPERATIONS:
+                with self.server.store.read_context(_actor(uid), self.server.keys) as ctx:
+                    result = READ_OPERATIONS[name](ctx, args)
                 return {"ok": True, "result": result}
             with self.server.store.context(_actor(uid), self.server.keys) as ctx:
                 return {"ok": True, "result": OPERATIONS[name](ctx, args)}

@@ -9,6 +9,7 @@ import click
 
 from cli.common import (
     json_option,
+    keyed_operation_here,
     local_context,
     print_json,
     print_table,
@@ -266,10 +267,7 @@ def report_readiness(client: str, as_json: bool) -> None:
     if server is not None:
         report = server.call("GET", f"/reports/readiness/{server.client_id(client)}")
     else:
-        from vault.services import readiness
-
-        with local_context(unsealed=True, reading=True) as ctx:
-            report = readiness.readiness(ctx, client).as_dict()
+        report = keyed_operation_here("report.readiness", {"client": client})
     if as_json:
         print_json(report)
         return

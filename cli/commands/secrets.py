@@ -10,9 +10,8 @@ from cli.common import (
     agent_socket,
     iso,
     json_option,
-    keyed_operation,
+    keyed_operation_here,
     local_context,
-    open_store,
     operator_actor,
     print_fields,
     print_json,
@@ -32,16 +31,6 @@ KIND_CHOICES = ["login", "api-key", "totp", "ssh-key", "license", "note"]
 @click.group("secret")
 def secret_group() -> None:
     """Secrets of a client: passwords, API keys, TOTP seeds, SSH keys, licenses, notes."""
-
-
-def _keyed(operation: str, args: dict[str, Any]) -> Any:
-    """A keyed operation on the local store: through the running vault when there is one
-    (no passphrase asked), else here after unsealing (cli.common.keyed_operation)."""
-    store = open_store()
-    try:
-        return keyed_operation(store, operation, args)
-    finally:
-        store.engine.dispose()
 
 
 def _read_value(password_stdin: bool, label: str = "Secret value") -> str:
@@ -478,7 +467,7 @@ def secret_checkout(
     if server is not None:
         data = _checkout_remote(server, client, title, reason, ticket, ttl, totp_code)
     else:
-        data = _keyed(
+        data = keyed_operation_here(
             "secret.checkout",
             {
                 "client": client,
@@ -515,7 +504,7 @@ def secret_checkin(
             json_body={"new_value": value, "generate": generate},
         )
     else:
-        data = _keyed(
+        data = keyed_operation_here(
             "secret.checkin", {"lease": lease_id, "new_value": value, "generate": generate}
         )
     if as_json:
@@ -542,7 +531,7 @@ def secret_totp(client: str, title: str) -> None:
         )
         code, remaining = out["code"], out["valid_for_seconds"]
     else:
-        out = _keyed("secret.totp", {"client": client, "title": title})
+        out = keyed_operation_here("secret.totp", {"client": client, "title": title})
         code, remaining = out["code"], out["valid_for_seconds"]
     click.echo(code)
     click.echo(f"valid for {remaining} more seconds", err=True)

@@ -351,3 +351,14 @@ def test_checkout_checkin_and_totp_go_through_the_agent_without_the_passphrase(
     assert "secret.totp" in actions
     with pytest.raises(Exception, match="ttl must be a whole number"):
         call(agent, "secret.checkout", {"client": "Acme", "title": "Router", "ttl": "1h"})
+
+    # the readiness report compares passwords: through the agent, in a read-only transaction
+    assert main(["report", "readiness", "Acme", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["client"]["name"] == "Acme" and 0 <= report["score"] <= 100
+    assert not report["skipped"]  # the passwords were compared: the agent holds the keys
+    with vault.store.session() as s:
+        recorded = s.scalars(
+            select(AuditEvent.actor).where(AuditEvent.action == "report.readiness")
+        ).all()
+    assert len(recorded) == 1 and recorded[0].startswith("operator:")
