@@ -119,9 +119,7 @@ def _inventory_add(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("the name goes in name, not in values", field="values")
     record = add_record(ctx, kind, _required_text(args, "client"), name=args.get("name"), **values)
     data = describe(kind, record.row, vendor_namer(ctx))
-    # Dates and times as ISO 8601 text: the reply is JSON.
-    plain = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in data.items()}
-    return {**plain, "created_vendors": list(record.created_vendors)}
+    return {**_iso(data), "created_vendors": list(record.created_vendors)}
 
 
 def _recipient_add(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
@@ -152,6 +150,44 @@ def _optional_int(args: dict[str, Any], name: str) -> int | None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
         raise InvalidInput(f"{name} must be a whole number", field=name)
     return value
+
+
+def _optional_flag(args: dict[str, Any], name: str) -> bool | None:
+    value = args.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidInput(f"{name} must be true, false or null", field=name)
+    return value
+
+
+def _iso(data: dict[str, Any]) -> dict[str, Any]:
+    """Dates and times as ISO 8601 text: the reply is JSON."""
+    return {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in data.items()}
+
+
+def _secret_update(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    """`custody secret update` with the vault running (a new value, username or notes is
+    sealed by the agent's keys). A field left out of ``args`` is left as it is; ``username``,
+    ``url`` and ``notes`` given as null are cleared."""
+    from vault.services.secrets import _UNSET, describe, update_secret
+
+    cleared = {
+        name: _text(args, name) if name in args else _UNSET for name in ("username", "url", "notes")
+    }
+    tags = _texts(args, "tags") if args.get("tags") is not None else None
+    secret = update_secret(
+        ctx,
+        _required_text(args, "client"),
+        _required_text(args, "title"),
+        value=_text(args, "value"),
+        new_title=_text(args, "new_title"),
+        kind=_text(args, "kind"),
+        tags=tags,
+        exclusive=_optional_flag(args, "exclusive"),
+        sensitive=_optional_flag(args, "sensitive"),
+        rotate_after_use=_optional_flag(args, "rotate_after_use"),
+        **cleared,
+    )
+    return _iso(describe(secret))
 
 
 def _secret_checkout(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
@@ -210,6 +246,7 @@ OPERATIONS: dict[str, Operation] = {
     "client.add": _client_add,
     "secret.add": _secret_add,
     "inventory.add": _inventory_add,
+    "secret.update": _secret_update,
     "secret.checkout": _secret_checkout,
     "secret.checkin": _secret_checkin,
     "secret.totp": _secret_totp,

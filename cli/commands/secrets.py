@@ -10,6 +10,7 @@ from cli.common import (
     agent_socket,
     iso,
     json_option,
+    keyed_operation,
     keyed_operation_here,
     local_context,
     operator_actor,
@@ -307,9 +308,6 @@ def secret_update(
     as_json: bool,
 ) -> None:
     """Update a secret; a new value, username or notes makes a new version."""
-    from vault.services import secrets
-    from vault.services.secrets import _UNSET
-
     value = _read_value(password_stdin, "New value") if (new_value or password_stdin) else None
     if store is None:
         server = remote()
@@ -336,24 +334,24 @@ def secret_update(
         else:
             click.echo(f"updated secret {data['title']!r} (version {data['version']})")
         return
-    keys = unseal(store)
-    with store.context(operator_actor(), keys) as ctx:
-        secret = secrets.update_secret(
-            ctx,
-            client,
-            title,
-            value=value,
-            new_title=new_title,
-            username=_UNSET if username is None else username,
-            url=_UNSET if url is None else url,
-            notes=_UNSET if notes is None else notes,
-            kind=kind,
-            tags=list(tags) if tags else None,
-            exclusive=exclusive,
-            sensitive=sensitive,
-            rotate_after_use=rotate_after_use,
-        )
-        data = _meta(secret)
+    given = {"username": username, "url": url, "notes": notes}
+    data = keyed_operation(
+        store,
+        "secret.update",
+        {
+            "client": client,
+            "title": title,
+            "value": value,
+            "new_title": new_title,
+            "kind": kind,
+            "tags": list(tags) if tags else None,
+            "exclusive": exclusive,
+            "sensitive": sensitive,
+            "rotate_after_use": rotate_after_use,
+            # left out: unchanged (the agent tells an absent field from a cleared one)
+            **{name: text for name, text in given.items() if text is not None},
+        },
+    )
     if as_json:
         print_json(data)
     else:

@@ -352,6 +352,25 @@ def test_checkout_checkin_and_totp_go_through_the_agent_without_the_passphrase(
     with pytest.raises(Exception, match="ttl must be a whole number"):
         call(agent, "secret.checkout", {"client": "Acme", "title": "Router", "ttl": "1h"})
 
+    # an update with a new value (sealed by the agent's keys); fields not given stay
+    monkeypatch.setattr("sys.stdin", io.StringIO("n3w-r0uter-pass\n"))
+    assert (
+        main(
+            ["secret", "update", "Acme", "Router", "--password-stdin", "--title", "Core router"]
+            + ["--tag", "network", "--exclusive", "--json"]
+        )
+        == 0
+    )
+    updated = json.loads(capsys.readouterr().out)
+    assert updated["title"] == "Core router" and updated["version"] == 2
+    assert updated["exclusive"] and updated["tags"] == ["network"]
+    assert main(["secret", "get", "Acme", "Core router", "--field", "username"]) == 0
+    assert capsys.readouterr().out == "admin\n"  # not given: unchanged
+    assert main(["secret", "get", "Acme", "Core router"]) == 0
+    assert capsys.readouterr().out == "n3w-r0uter-pass\n"
+    with pytest.raises(Exception, match="exclusive must be true, false or null"):
+        call(agent, "secret.update", {"client": "Acme", "title": "Core router", "exclusive": 1})
+
     # the readiness report compares passwords: through the agent, in a read-only transaction
     assert main(["report", "readiness", "Acme", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
