@@ -110,16 +110,47 @@ def _inventory_add(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
     from vault.services.inventory import add_record, describe, vendor_namer
 
     kind = _required_text(args, "kind")
+    values = _values(args)
+    record = add_record(ctx, kind, _required_text(args, "client"), name=args.get("name"), **values)
+    data = describe(kind, record.row, vendor_namer(ctx))
+    return {**_iso(data), "created_vendors": list(record.created_vendors)}
+
+
+def _values(args: dict[str, Any]) -> dict[str, str]:
+    """An inventory record's fields to set, by name (the record's name goes apart)."""
     values = args.get("values") or {}
     if not isinstance(values, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in values.items()
     ):
         raise InvalidInput("values must map field names to text", field="values")
-    if "name" in values:
-        raise InvalidInput("the name goes in name, not in values", field="values")
-    record = add_record(ctx, kind, _required_text(args, "client"), name=args.get("name"), **values)
-    data = describe(kind, record.row, vendor_namer(ctx))
-    return {**_iso(data), "created_vendors": list(record.created_vendors)}
+    if "name" in values or "new_name" in values:
+        raise InvalidInput("the name goes in name (new_name), not in values", field="values")
+    return values
+
+
+def _inventory_update(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    """`custody vendor/domain/asset update` with the vault running (notes are sealed)."""
+    from vault.services.inventory import describe, update_record, vendor_namer
+
+    kind = _required_text(args, "kind")
+    values: dict[str, Any] = dict(_values(args))
+    new_name = _text(args, "new_name")
+    if new_name is not None:
+        values["new_name"] = new_name
+    record = update_record(
+        ctx, kind, _required_text(args, "client"), _required_text(args, "name"), **values
+    )
+    return _iso(describe(kind, record.row, vendor_namer(ctx)))
+
+
+def _inventory_show(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    """`custody vendor/domain/asset show` with the vault running: the record with its sealed
+    fields (the read is recorded)."""
+    from vault.services.inventory import describe, show_record, vendor_namer
+
+    kind = _required_text(args, "kind")
+    record = show_record(ctx, kind, _required_text(args, "client"), _required_text(args, "name"))
+    return _iso({**describe(kind, record.row, vendor_namer(ctx)), **record.private})
 
 
 def _recipient_add(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
@@ -246,6 +277,7 @@ OPERATIONS: dict[str, Operation] = {
     "client.add": _client_add,
     "secret.add": _secret_add,
     "inventory.add": _inventory_add,
+    "inventory.update": _inventory_update,
     "secret.update": _secret_update,
     "secret.checkout": _secret_checkout,
     "secret.checkin": _secret_checkin,
@@ -264,7 +296,10 @@ def _report_readiness(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
 
 #: operations that only read: run in a read-only transaction (Store.read_context), outside
 #: the group commit; their audit events are written right after
-READ_OPERATIONS: dict[str, Operation] = {"report.readiness": _report_readiness}
+READ_OPERATIONS: dict[str, Operation] = {
+    "report.readiness": _report_readiness,
+    "inventory.show": _inventory_show,
+}
 
 StoreOperation = Callable[[Store, KeyRing, str, dict[str, Any]], Any]
 

@@ -16,7 +16,6 @@ from cli.common import (
     print_table,
     remote,
     remote_capable,
-    unseal,
     with_store,
 )
 
@@ -132,8 +131,6 @@ def make_group(kind: str) -> click.Group:
     def update(
         store: Any, /, client: str, name: str, new_name: str | None, as_json: bool, **values: Any
     ) -> None:
-        from vault.services import inventory
-
         given = _given(values)
         if store is None:
             server, base = _remote_base(client, kind)
@@ -141,12 +138,8 @@ def make_group(kind: str) -> click.Group:
             data = server.call("PATCH", f"{base}/{_quote(name)}", json_body=body)
             print_json(data) if as_json else click.echo(f"updated {kind} {data['name']!r}")
             return
-        keys = unseal(store)
-        if new_name is not None:
-            given["new_name"] = new_name
-        with store.context(operator_actor(), keys) as ctx:
-            record = inventory.update_record(ctx, kind, client, name, **given)
-            data = _plain(kind, record.row, ctx)
+        args = {"kind": kind, "client": client, "name": name, "new_name": new_name}
+        data = keyed_operation(store, "inventory.update", {**args, "values": given})
         print_json(data) if as_json else click.echo(f"updated {kind} {data['name']!r}")
 
     @group.command("list", help=f"List a client's {kind}s (sealed fields not shown).")
@@ -162,7 +155,7 @@ def make_group(kind: str) -> click.Group:
             server, base = _remote_base(client, kind)
             data = server.call("GET", base, params={"q": query})
         else:
-            with store.context(operator_actor()) as ctx:
+            with store.read_context(operator_actor()) as ctx:
                 rows = inventory.list_records(ctx, kind, client, query)
                 data = [_plain(kind, r, ctx) for r in rows]
         if as_json:
@@ -179,16 +172,12 @@ def make_group(kind: str) -> click.Group:
     @with_store
     @remote_capable
     def show(store: Any, client: str, name: str, as_json: bool) -> None:
-        from vault.services import inventory
-
         if store is None:
             server, base = _remote_base(client, kind)
             data = server.call("GET", f"{base}/{_quote(name)}")
         else:
-            keys = unseal(store)
-            with store.context(operator_actor(), keys) as ctx:
-                record = inventory.show_record(ctx, kind, client, name)
-                data = {**_plain(kind, record.row, ctx), **record.private}
+            args = {"kind": kind, "client": client, "name": name}
+            data = keyed_operation(store, "inventory.show", args)
         if as_json:
             print_json(data)
         else:

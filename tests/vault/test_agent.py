@@ -371,6 +371,29 @@ def test_checkout_checkin_and_totp_go_through_the_agent_without_the_passphrase(
     with pytest.raises(Exception, match="exclusive must be true, false or null"):
         call(agent, "secret.update", {"client": "Acme", "title": "Core router", "exclusive": 1})
 
+    # vendors, domains and assets: update (notes are sealed) and show (the read is recorded)
+    assert main(["domain", "add", "Acme", "acme.example", "--notes", "auth code A"]) == 0
+    capsys.readouterr()
+    assert (
+        main(
+            ["domain", "update", "Acme", "acme.example", "--notes", "auth code B"]
+            + ["--dns-host", "Cloudflare", "--name", "acme-dental.example"]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out == "updated domain 'acme-dental.example'\n"
+    assert main(["domain", "show", "Acme", "acme-dental.example", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["notes"] == "auth code B" and shown["dns_host"] == "Cloudflare"
+    assert main(["domain", "list", "Acme", "--json"]) == 0
+    assert "auth code" not in capsys.readouterr().out  # a listing shows no sealed field
+    with pytest.raises(Exception, match="the name goes in name"):
+        call(
+            agent,
+            "inventory.update",
+            {"kind": "domain", "client": "Acme", "name": "x", "values": {"new_name": "y"}},
+        )
+
     # the readiness report compares passwords: through the agent, in a read-only transaction
     assert main(["report", "readiness", "Acme", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
