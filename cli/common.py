@@ -132,14 +132,9 @@ def keyed_operation(store: Store, operation: str, args: dict[str, Any]) -> Any:
         from vault.agent import call
 
         return call(agent, operation, args)
-    from vault.agent_server import OPERATIONS, READ_OPERATIONS
+    from vault.agent_server import run_operation
 
-    keys = unseal(store)
-    if operation in READ_OPERATIONS:
-        with store.read_context(operator_actor(), keys) as ctx:
-            return READ_OPERATIONS[operation](ctx, args)
-    with store.context(operator_actor(), keys) as ctx:
-        return OPERATIONS[operation](ctx, args)
+    return run_operation(store, unseal(store), operator_actor(), operation, args)
 
 
 def keyed_operation_here(operation: str, args: dict[str, Any]) -> Any:

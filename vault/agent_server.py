@@ -290,8 +290,7 @@ def _report_readiness(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
     needs the keys); a read-only transaction, as every read-only request."""
     from vault.services.readiness import readiness
 
-    report = readiness(ctx, _required_text(args, "client")).as_dict()
-    return {**report, "computed_at": report["computed_at"].isoformat()}
+    return _iso(readiness(ctx, _required_text(args, "client")).as_dict())
 
 
 #: operations that only read: run in a read-only transaction (Store.read_context), outside
@@ -300,6 +299,17 @@ READ_OPERATIONS: dict[str, Operation] = {
     "report.readiness": _report_readiness,
     "inventory.show": _inventory_show,
 }
+
+
+def run_operation(store: Store, keys: KeyRing, actor: str, name: str, args: dict[str, Any]) -> Any:
+    """Run one of OPERATIONS (in a transaction) or READ_OPERATIONS (in a read-only one) as
+    ``actor``: for the agent and for the CLI that unsealed the vault itself alike."""
+    if name in READ_OPERATIONS:
+        with store.read_context(actor, keys) as ctx:
+            return READ_OPERATIONS[name](ctx, args)
+    with store.context(actor, keys) as ctx:
+        return OPERATIONS[name](ctx, args)
+
 
 StoreOperation = Callable[[Store, KeyRing, str, dict[str, Any]], Any]
 
@@ -413,12 +423,8 @@ class _Handler(socketserver.StreamRequestHandler):
                 run = STORE_OPERATIONS[name]
                 result = run(self.server.store, self.server.keys, _actor(uid), args)
                 return {"ok": True, "result": result}
-            if name in READ_OPERATIONS:
-                with self.server.store.read_context(_actor(uid), self.server.keys) as ctx:
-                    result = READ_OPERATIONS[name](ctx, args)
-                return {"ok": True, "result": result}
-            with self.server.store.context(_actor(uid), self.server.keys) as ctx:
-                return {"ok": True, "result": OPERATIONS[name](ctx, args)}
+            result = run_operation(self.server.store, self.server.keys, _actor(uid), name, args)
+            return {"ok": True, "result": result}
         except CustodyError as exc:
             return _error(exc.code, exc.message, exc.field)
 
