@@ -148,16 +148,9 @@ class Store:
         use) - are written afterwards in a short write transaction of their own, before this
         block's exit returns: nothing read is handed out unrecorded. A write inside the block
         fails: the transaction is read-only on both engines."""
-        principal = actor if isinstance(actor, Principal) else Principal.operator(actor)
+        principal = _principal(actor)
         with _storage_errors(), self.read_session() as session, session.begin():
-            ctx = Context(
-                session=session,
-                actor=principal.name,
-                keys=keys,
-                principal=principal,
-                source=source,
-                pending_events=[],
-            )
+            ctx = _new_context(session, principal, keys, source)
             yield ctx
             events = list(ctx.pending_events or ())
         if events or then is not None:
@@ -179,17 +172,8 @@ class Store:
         a failed operation writes nothing (neither its records nor its audit event).
 
         ``actor`` is a Principal, or a plain name for the local operator."""
-        principal = actor if isinstance(actor, Principal) else Principal.operator(actor)
         with self._write_unit() as (session, connection):
-            ctx = Context(
-                session=session,
-                actor=principal.name,
-                keys=keys,
-                principal=principal,
-                source=source,
-                pending_events=[],
-                core_connection=connection,
-            )
+            ctx = _new_context(session, _principal(actor), keys, source, connection)
             yield ctx
             # The audit events join the log last, so the log head stays locked only while
             # the transaction commits.
@@ -199,6 +183,31 @@ class Store:
                 else:
                     auditlog.append(ctx.connection(), ctx.pending_events)
                 ctx.pending_events.clear()
+
+
+def _principal(actor: str | Principal) -> Principal:
+    """``actor`` as a Principal: a plain name is the local operator."""
+    return actor if isinstance(actor, Principal) else Principal.operator(actor)
+
+
+def _new_context(
+    session: Session,
+    principal: Principal,
+    keys: KeyRing | None,
+    source: str | None,
+    connection: Connection | None = None,
+) -> Context:
+    """A Context on ``session`` (and ``connection`` for Core statements, when the unit of work
+    has one), collecting its audit events."""
+    return Context(
+        session=session,
+        actor=principal.name,
+        keys=keys,
+        principal=principal,
+        source=source,
+        pending_events=[],
+        core_connection=connection,
+    )
 
 
 @dataclass(frozen=True)
