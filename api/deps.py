@@ -98,31 +98,35 @@ class Caller:
     def token_id(self) -> str:
         return self.authenticate().token_id
 
+    @contextmanager
+    def _refusals_recorded(self, principal: Principal) -> Iterator[None]:
+        """A refusal (a Custody error) raised in the block is recorded, then raised on."""
+        try:
+            yield
+        except CustodyError as exc:
+            record_refusal(self.request, self.state, principal, exc)
+            raise
+
     def before_transaction(self, check: Callable[[Connection, Principal], _T]) -> _T:
         """``check(connection, principal)`` on a read connection, before the request's write
         transaction: for slow checks that need no lock (a refusal is recorded as in the
         transaction)."""
         auth = self.authenticate()
-        try:
-            with self.state.store.read_connection() as conn:
-                return check(conn, auth.principal)
-        except CustodyError as exc:
-            record_refusal(self.request, self.state, auth.principal, exc)
-            raise
+        with self._refusals_recorded(auth.principal), self.state.store.read_connection() as conn:
+            return check(conn, auth.principal)
 
     @contextmanager
     def transaction(self) -> Iterator[Context]:
         auth = self.authenticate()
-        try:
-            with self.state.store.context(
+        with (
+            self._refusals_recorded(auth.principal),
+            self.state.store.context(
                 auth.principal, self.state.keys, source=source_of(self.request)
-            ) as ctx:
-                ctx.token_id = auth.token_id
-                touch_token(ctx, auth.token_id, auth.last_used_at)
-                yield ctx
-        except CustodyError as exc:
-            record_refusal(self.request, self.state, auth.principal, exc)
-            raise
+            ) as ctx,
+        ):
+            ctx.token_id = auth.token_id
+            touch_token(ctx, auth.token_id, auth.last_used_at)
+            yield ctx
 
     @contextmanager
     def read_transaction(self) -> Iterator[Context]:
@@ -132,20 +136,18 @@ class Caller:
         auth = self.authenticate()
         then = None
         if touch_due(auth.last_used_at):
-            token_id, last_used_at = auth.token_id, auth.last_used_at
 
             def then(ctx: Context) -> None:
-                touch_token(ctx, token_id, last_used_at)
+                touch_token(ctx, auth.token_id, auth.last_used_at)
 
-        try:
-            with self.state.store.read_context(
+        with (
+            self._refusals_recorded(auth.principal),
+            self.state.store.read_context(
                 auth.principal, self.state.keys, source=source_of(self.request), then=then
-            ) as ctx:
-                ctx.token_id = auth.token_id
-                yield ctx
-        except CustodyError as exc:
-            record_refusal(self.request, self.state, auth.principal, exc)
-            raise
+            ) as ctx,
+        ):
+            ctx.token_id = auth.token_id
+            yield ctx
 
 
 def record_refusal(
