@@ -42,23 +42,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 
-from bench.common import PASSPHRASE, workdir  # noqa: E402
+from bench.common import PASSPHRASE, bench_settings, workdir  # noqa: E402
 from tests.server import children_of, cpu_seconds, free_port  # noqa: E402
 
 
 def setup_vault(url: str, clients_n: int) -> tuple[str, list[str], list[str]]:
-    from vault.config import Settings
     from vault.keys import UnsealSecret
     from vault.services import clients, secrets, users
     from vault.store import Store, init_vault
 
-    settings = Settings(
-        home=Path("."),
-        database_url=url,
-        unseal_file=None,
-        unseal_passphrase_set=False,
-        allow_weak_kdf=False,
-    )
+    settings = bench_settings(url)
     init_vault(settings, passphrase=PASSPHRASE, admin=None)
     store = Store.open(settings)
     keys = store.unseal(UnsealSecret.from_passphrase(PASSPHRASE))

@@ -32,7 +32,7 @@ from xml.sax.saxutils import escape
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PASSPHRASE, require, workdir  # noqa: E402
+from bench.common import PASSPHRASE, bench_settings, require, workdir  # noqa: E402
 
 KDBX_PASSWORD = "benchmark kdbx passphrase"
 
@@ -45,20 +45,14 @@ def setup_vault(home: Path, n: int, records: int, *, weak_kdf: bool = False) -> 
     """The vault and client; returns how long one unseal takes (seconds)."""
     from sqlalchemy import insert, select
 
-    from vault.config import Settings, sqlite_url
+    from vault.config import sqlite_url
     from vault.crypto import age
     from vault.db.models import Secret, SecretLink, Vendor, new_id
     from vault.keys import UnsealSecret
     from vault.services import clients, inventory, secrets
     from vault.store import Store, init_vault
 
-    settings = Settings(
-        home=home,
-        database_url=sqlite_url(home / "custody.db"),
-        unseal_file=None,
-        unseal_passphrase_set=False,
-        allow_weak_kdf=weak_kdf,
-    )
+    settings = bench_settings(sqlite_url(home / "custody.db"), home, allow_weak_kdf=weak_kdf)
     init_vault(settings, passphrase=PASSPHRASE, admin=None, weak_kdf=weak_kdf)
     store = Store.open(settings)
     started = time.perf_counter()

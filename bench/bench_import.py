@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PASSPHRASE, workdir  # noqa: E402
+from bench.common import PASSPHRASE, bench_settings, workdir  # noqa: E402
 
 TARGET_SECONDS = 5.0
 KDBX_PASSPHRASE = "bench kdbx passphrase"
@@ -62,18 +62,12 @@ def make_items(n: int) -> list:  # type: ignore[type-arg]
 
 
 def open_store(root: Path, url: str | None):  # type: ignore[no-untyped-def]
-    from vault.config import Settings, sqlite_url
+    from vault.config import sqlite_url
     from vault.keys import UnsealSecret
     from vault.store import Store, init_vault
 
     home = root / "custody-data"
-    settings = Settings(
-        home=home,
-        database_url=url or sqlite_url(home / "custody.db"),
-        unseal_file=None,
-        unseal_passphrase_set=False,
-        allow_weak_kdf=False,
-    )
+    settings = bench_settings(url or sqlite_url(home / "custody.db"), home)
     init_vault(settings, passphrase=PASSPHRASE)
     store = Store.open(settings)
     return store, store.unseal(UnsealSecret.from_passphrase(PASSPHRASE))

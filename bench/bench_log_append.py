@@ -32,8 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from bench.common import PASSPHRASE, workdir  # noqa: E402
-from vault.config import Settings  # noqa: E402
+from bench.common import PASSPHRASE, bench_settings, workdir  # noqa: E402
 from vault.keys import UnsealSecret  # noqa: E402
 from vault.services import Principal, auditlog, checkout, clients, secrets  # noqa: E402
 from vault.store import Store, init_vault  # noqa: E402
@@ -73,13 +72,7 @@ class AppendClock:
 
 
 def run(url: str, home: Path, pairs: int, rounds: int) -> tuple[Rounds, Rounds]:
-    settings = Settings(
-        home=home,
-        database_url=url,
-        unseal_file=None,
-        unseal_passphrase_set=False,
-        allow_weak_kdf=False,
-    )
+    settings = bench_settings(url, home)
     init_vault(settings, passphrase=PASSPHRASE, admin=None)
     with AppendClock() as clock:  # before the Store: its group writer keeps auditlog.append
         return _run(Store.open(settings), pairs, rounds, clock)

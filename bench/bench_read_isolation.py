@@ -39,7 +39,7 @@ from bench.bench_checkout import (  # noqa: E402
     server_env,
     setup_vault,
 )
-from bench.common import PASSPHRASE  # noqa: E402
+from bench.common import PASSPHRASE, bench_settings  # noqa: E402
 
 CLIENTS = 32
 
@@ -48,19 +48,11 @@ def add_logins(url: str, count: int) -> None:
     """``count`` more logins for the client, with distinct random passwords."""
     import secrets as pysecrets
 
-    from vault.config import Settings
     from vault.keys import UnsealSecret
     from vault.services import secrets
     from vault.store import Store
 
-    settings = Settings(
-        home=Path("."),
-        database_url=url,
-        unseal_file=None,
-        unseal_passphrase_set=False,
-        allow_weak_kdf=False,
-    )
-    store = Store.open(settings)
+    store = Store.open(bench_settings(url))
     keys = store.unseal(UnsealSecret.from_passphrase(PASSPHRASE))
     with store.context("operator:bench", keys) as ctx:
         secrets.add_secrets(

@@ -24,26 +24,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import PASSPHRASE, pass_store, timed, workdir  # noqa: E402
+from bench.common import PASSPHRASE, bench_settings, pass_store, timed, workdir  # noqa: E402
 
 
 def custody_runs(root: Path, n: int) -> dict[str, float]:
     from vault.agent import call, socket_path
     from vault.agent_server import serve
-    from vault.config import Settings, sqlite_url
+    from vault.config import sqlite_url
     from vault.crypto import age
     from vault.keys import UnsealSecret
     from vault.services import clients, secrets
     from vault.store import Store, init_vault
 
     home = root / "custody-data"
-    settings = Settings(
-        home=home,
-        database_url=sqlite_url(home / "custody.db"),
-        unseal_file=None,
-        unseal_passphrase_set=False,
-        allow_weak_kdf=False,
-    )
+    settings = bench_settings(sqlite_url(home / "custody.db"), home)
     init_vault(settings, passphrase=PASSPHRASE)  # real Argon2id parameters
     store = Store.open(settings)
     keys = store.unseal(UnsealSecret.from_passphrase(PASSPHRASE))

@@ -17,6 +17,23 @@ from typing import Any
 PASSPHRASE = "benchmark unseal passphrase"
 
 
+def bench_settings(url: str, home: Path = Path("."), **overrides: Any) -> Any:
+    """Settings of a benchmark's vault at ``url``: the passphrase comes from the script
+    (PASSPHRASE), never from the environment; real Argon2id parameters unless
+    ``allow_weak_kdf=True`` is among ``overrides``."""
+    from vault.config import Settings
+
+    fields: dict[str, Any] = {
+        "home": home,
+        "database_url": url,
+        "unseal_file": None,
+        "unseal_passphrase_set": False,
+        "allow_weak_kdf": False,
+        **overrides,
+    }
+    return Settings(**fields)
+
+
 def timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()

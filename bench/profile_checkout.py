@@ -21,7 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_checkout import fresh_pg, setup_vault  # noqa: E402
-from bench.common import PASSPHRASE, workdir  # noqa: E402
+from bench.common import PASSPHRASE, bench_settings, workdir  # noqa: E402
 
 
 async def call(app: Any, method: str, path: str, token: str, body: bytes) -> tuple[int, bytes]:
@@ -90,18 +90,11 @@ def inline_threadpool() -> None:
 def build_app(url: str) -> Any:
     from api.app import create_app
     from api.state import ServerState
-    from vault.config import Settings
     from vault.keys import UnsealSecret
     from vault.store import Store
 
-    settings = Settings(
-        home=Path("."),
-        database_url=url,
-        unseal_file=None,
-        unseal_passphrase_set=False,
-        allow_weak_kdf=False,
-        rate_limit_per_minute=0,  # measuring the service, not the per-address limit
-    )
+    # measuring the service, not the per-address limit
+    settings = bench_settings(url, rate_limit_per_minute=0)
     store = Store.open(settings)
     state = ServerState(store=store)
     state.keys = store.unseal(UnsealSecret.from_passphrase(PASSPHRASE))
