@@ -245,9 +245,7 @@ def test_a_new_value_is_checked_before_the_write_unit(
 
     checked: list[str] = []
     real = checkout.check_strength
-    monkeypatch.setattr(
-        checkout, "check_strength", lambda v, s: (checked.append(s.title), real(v, s))[1]
-    )
+    monkeypatch.setattr(checkout, "check_strength", lambda v, t: (checked.append(t), real(v, t))[1])
     with vault.ctx() as ctx:
         secrets.update_secret(ctx, "Acme", "Domain admin", new_title="Domain admin (old)")
     with vault.store.context(carol, vault.keys) as ctx:  # renamed since the check: again

@@ -396,7 +396,7 @@ def checkin(
     version = None
     if new_value is not None:
         if generated is None and strength_checked_for != secret.title:
-            check_strength(new_value, secret)
+            check_strength(new_value, secret.title)
         version = _rotate(ctx, secret, new_value)
     elif secret.rotate_after_use:
         raise InvalidInput(
@@ -707,17 +707,18 @@ def check_new_value(
     row = _OWN_LEASE_TITLE.first(conn, {"lease_id": lease_id, "user_id": principal.user_id})
     if row is None or not principal.sees(row.client_id):
         return None
-    check_strength(value, cast(Secret, SimpleNamespace(title=row.title)))
+    check_strength(value, row.title)
     return str(row.title)
 
 
-def check_strength(value: str, secret: Secret) -> None:
+def check_strength(value: str, title: str) -> None:
+    """Refuse a guessable value; the secret's ``title`` counts as a guessable word."""
     from zxcvbn import zxcvbn
 
     # zxcvbn is quadratic in length; a long random value is strong by construction.
     if len(value) >= 64:
         return
-    result = zxcvbn(value[:64], user_inputs=[secret.title])
+    result = zxcvbn(value[:64], user_inputs=[title])
     if result["score"] < MIN_STRENGTH:
         raise InvalidInput(
             "the new value is too weak (guessable); use a generated one", field="value"
