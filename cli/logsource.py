@@ -120,7 +120,9 @@ class LocalLog:
         from cli.common import operator_actor
 
         keys = self._signing_keys() if signing else None
-        with self.store.context(operator_actor(), keys) as ctx:
+        # Read-only, outside the write lock: a long export leaves a running server's writers
+        # alone; a checkpoint it signs is stored right after (Context.write_after).
+        with self.store.read_context(operator_actor(), keys) as ctx:
             yield ctx
 
     def _signing_keys(self) -> KeyRing | None:

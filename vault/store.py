@@ -145,18 +145,22 @@ class Store:
         outside the group commit and, on SQLite, without the write lock, so a report that
         takes a while (the readiness report compares every password) holds up no writer. The
         audit events it records - and ``then``, a small write of the caller's (a token's last
-        use) - are written afterwards in a short write transaction of their own, before this
+        use), and those the operation asked for (``Context.write_after``: a checkpoint it
+        signed) - are written afterwards in a short write transaction of their own, before this
         block's exit returns: nothing read is handed out unrecorded. A write inside the block
         fails: the transaction is read-only on both engines."""
         principal = _principal(actor)
         with _storage_errors(), self.read_session() as session, session.begin():
             ctx = _new_context(session, principal, keys, source)
+            writes = ctx.deferred_writes = []
             yield ctx
             events = list(ctx.pending_events or ())
-        if events or then is not None:
+        if then is not None:
+            writes.insert(0, then)
+        if events or writes:
             with self.context(principal, keys, source=source) as after:
-                if then is not None:
-                    then(after)
+                for write in writes:
+                    write(after)
                 assert after.pending_events is not None
                 after.pending_events.extend(events)
 

@@ -64,7 +64,7 @@ FiltersDep = Annotated[Filters, Depends()]
 def key(caller: CallerDep) -> dict[str, Any]:
     """The log's origin and verifier key (``name+hash+base64``): pin it once. ``handovers``
     lists each log-key rotation's checkpoint, signed by the old key and the new one."""
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         return logviews.key_info(ctx)
 
 
@@ -83,7 +83,7 @@ def key(caller: CallerDep) -> dict[str, Any]:
 def checkpoint(caller: CallerDep, size: OptionalIndex = None) -> PlainTextResponse:
     """The latest signed checkpoint note (signed now if the log grew since), or the one of tree
     ``size``."""
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         note = logviews.checkpoint(ctx, size).note
     return PlainTextResponse(note, media_type="text/plain; charset=utf-8")
 
@@ -93,7 +93,7 @@ def checkpoints(
     caller: CallerDep, after: OptionalIndex = None, limit: Limit = 100
 ) -> list[dict[str, Any]]:
     """Signed checkpoints in order of size (admin, auditor)."""
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         return logviews.history(ctx, after=after, limit=limit)
 
 
@@ -101,14 +101,14 @@ def checkpoints(
 def inclusion_proof(caller: CallerDep, index: Index, size: OptionalIndex = None) -> dict[str, Any]:
     """Audit path of an event you may see, against tree ``size`` (default: the latest
     checkpoint's)."""
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         return logviews.inclusion(ctx, index, size)
 
 
 @router.get("/proof/consistency")
 def consistency_proof(caller: CallerDep, old: Index, new: Index) -> dict[str, Any]:
     """Proof that the tree of ``old`` events is a prefix of the tree of ``new`` events."""
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         return logviews.consistency(ctx, old, new)
 
 
@@ -122,7 +122,7 @@ def entries(
 ) -> dict[str, Any]:
     """A page of the events you may see: index, fields and leaf bytes (base64); with
     ``proofs=true`` also each event's inclusion proof against the returned checkpoint."""
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         chosen = logviews.event_filter(ctx, **filters.fields)
         return logviews.entries(ctx, chosen, after=after, limit=limit, proofs=proofs)
 
@@ -156,7 +156,7 @@ def log_download(
     view), then streamed."""
 
     def write(spool: BinaryIO) -> dict[str, str]:
-        with caller.transaction() as ctx:
+        with caller.read_transaction() as ctx:
             chosen = choose(ctx)
             if format == "jsonl":
                 auditlog.export_jsonl(ctx, spool, chosen)

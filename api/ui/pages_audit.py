@@ -55,7 +55,7 @@ def _chosen(ctx: Context, f: dict[str, str]) -> auditlog.EventFilter:
 @router.get("/log")
 def log_search(request: Request, caller: PortalCaller, after: int | None = None) -> Response:
     f = _filters(request)
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         auditlog.require_reader(ctx)
         page = logviews.entries(ctx, _chosen(ctx, f), after=after, limit=PAGE)
     rows: list[dict[str, Any]] = []
@@ -128,7 +128,7 @@ def checkpoints(
 ) -> Response:
     """The signed checkpoints, a page at a time (oldest first), and a consistency check
     between any two of them by size."""
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         history = logviews.history(ctx, after=after, limit=HISTORY_PAGE)
         latest = auditlog.latest_checkpoint(ctx.session)
         first = auditlog.checkpoints(ctx.session, limit=1)

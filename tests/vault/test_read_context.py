@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 from tests.conftest import Vault
 from vault.db.models import AuditEvent, Client
 from vault.errors import CustodyError
-from vault.services import audit, clients, readiness, secrets
+from vault.services import audit, auditlog, clients, logviews, readiness, secrets
 
 
 def _events(vault: Vault, action: str) -> int:
@@ -110,3 +111,71 @@ def test_a_slow_report_does_not_wait_for_a_writer(vault: Vault) -> None:
         thread.join()
     reader.join(30)
     assert done.is_set() and _events(vault, "report.readiness") == 1
+
+
+def test_a_checkpoint_signed_in_a_read_is_stored_right_after_it(vault: Vault) -> None:
+    """An auditor's read of the log cuts a fresh checkpoint in its read-only snapshot; the
+    checkpoint is stored as the read ends, before its answer is handed out."""
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Acme")
+    with vault.store.read_context("operator:test", vault.keys) as ctx:
+        cut = logviews.checkpoint(ctx)
+        assert auditlog.latest_checkpoint(ctx.session) is None or (
+            auditlog.latest_checkpoint(ctx.session).size < cut.size  # type: ignore[union-attr]
+        )
+    with vault.store.read_session() as s, s.begin():
+        stored = auditlog.checkpoint_at(s, cut.size)
+        assert (stored.note, stored.root) == (cut.note, cut.root)
+        assert auditlog.head(s).size == cut.size  # reading the log recorded no event
+    # nothing grew: the next read hands out the stored one and writes nothing
+    units = vault.store.writer.units if vault.store.writer else 0
+    with vault.store.read_context("operator:test", vault.keys) as ctx:
+        assert logviews.checkpoint(ctx).note == cut.note
+    assert (vault.store.writer.units if vault.store.writer else 0) == units
+    # in a write transaction the same call stores it in that transaction
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Beta")
+    with vault.ctx() as ctx:
+        fresh = logviews.checkpoint(ctx)
+        assert auditlog.latest_checkpoint(ctx.session).size == fresh.size  # type: ignore[union-attr]
+
+
+def test_a_log_export_does_not_wait_for_a_writer(vault: Vault) -> None:
+    """An auditor's export of the whole log reads while another transaction holds the write
+    path; only storing its fresh checkpoint waits for it."""
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Acme")
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with vault.ctx() as ctx:
+            clients.add_client(ctx, "Beta")
+            holding.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    exported = io.BytesIO()
+    written, done = threading.Event(), threading.Event()
+
+    def export() -> None:
+        with vault.store.read_context("operator:test", vault.keys) as ctx:
+            auditlog.export_jsonl(ctx, exported, logviews.event_filter(ctx))
+            written.set()
+        done.set()
+
+    try:
+        assert holding.wait(10)
+        reader = threading.Thread(target=export)
+        reader.start()
+        assert written.wait(5), "the log export waited for the writer"
+        assert not done.is_set()  # its checkpoint is stored once the writer lets go
+    finally:
+        release.set()
+        thread.join()
+    reader.join(30)
+    assert done.is_set()
+    header, *lines = exported.getvalue().splitlines()
+    assert b'"size":1' in header or b'"size": 1' in header, header
+    with vault.store.read_session() as s, s.begin():
+        assert auditlog.latest_checkpoint(s).size >= 1  # type: ignore[union-attr]

@@ -11,6 +11,7 @@ leak), and each operation names the roles that may perform it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +63,10 @@ class Context:
     #: the transaction's Connection, when the caller has one apart from the Session (a unit of
     #: work of ``Store.context``); see :meth:`connection`
     core_connection: Connection | None = field(default=None, repr=False)
+    #: small writes a read-only transaction could not make (``Store.read_context`` sets it):
+    #: run right after it, in the write transaction that records its events; see
+    #: :meth:`write_after`
+    deferred_writes: list[Callable[[Context], None]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.principal is None:
@@ -74,6 +79,16 @@ class Context:
         if self.core_connection is not None:
             return self.core_connection
         return self.session.connection()
+
+    def write_after(self, write: Callable[[Context], None]) -> None:
+        """Make the small write ``write(ctx)`` part of this operation: at once in a write
+        transaction; in a read-only one (``Store.read_context``), right after it - with its
+        audit events, before the operation's block returns, so nothing it handed out is
+        unrecorded. (A checkpoint an auditor's read signs is stored this way.)"""
+        if self.deferred_writes is None:
+            write(self)
+        else:
+            self.deferred_writes.append(write)
 
     def keyring(self) -> KeyRing:
         if self.keys is None:

@@ -391,7 +391,15 @@ def current_note(session: Session, keys: KeyRing | None) -> tuple[Head, str]:
     return now, note
 
 
-def keep(session: Session, keys: KeyRing | None, size: int, root: bytes, note: str) -> None:
+def keep(
+    session: Session,
+    keys: KeyRing | None,
+    size: int,
+    root: bytes,
+    note: str,
+    *,
+    signed_at: datetime | None = None,
+) -> None:
     """Store a checkpoint note signed by :func:`current_note` (nothing if that size is kept)."""
     if keys is None or keys.log_key_id is None:
         raise Sealed("the vault is sealed: checkpoints are signed by the unsealed log key")
@@ -400,7 +408,7 @@ def keep(session: Session, keys: KeyRing | None, size: int, root: bytes, note: s
         "root": root,
         "note": note,
         "key_id": keys.log_key_id,
-        "signed_at": datetime.now().astimezone(),
+        "signed_at": signed_at or datetime.now().astimezone(),
     }
     dialect = session.get_bind().dialect.name
     statement: Any
@@ -695,10 +703,31 @@ CSV_COLUMNS = (
 
 
 def export_checkpoint(ctx: Context) -> LogCheckpoint:
-    """The checkpoint an export is cut at: a fresh one when the vault is unsealed, else the
-    latest signed one."""
+    """The checkpoint an export or a proof is cut at: a fresh one when the vault is unsealed,
+    else the latest signed one.
+
+    A checkpoint signed here is stored with the operation (``Context.write_after``): in its
+    transaction, or - for a read-only one, an auditor's page or download - right after it,
+    before the answer goes out. So reading the log never holds up the vault's writers for
+    longer than that one row."""
     if ctx.keys is not None and ctx.keys.log_signer is not None:
-        return sign(ctx.session, ctx.keys)
+        now, note = current_note(ctx.session, ctx.keys)
+        latest = latest_checkpoint(ctx.session)
+        if latest is not None and latest.size == now.size:
+            return latest
+        cut = LogCheckpoint(
+            size=now.size,
+            root=now.root,
+            note=note,
+            key_id=ctx.keys.log_key_id,
+            signed_at=datetime.now().astimezone(),
+        )
+        ctx.write_after(
+            lambda later: keep(
+                later.session, later.keys, cut.size, cut.root, cut.note, signed_at=cut.signed_at
+            )
+        )
+        return cut
     latest = latest_checkpoint(ctx.session)
     if latest is None:
         raise Sealed("the log has no checkpoint yet: unseal the vault to sign one")
@@ -730,8 +759,10 @@ def export_jsonl(
     write(orjson.dumps(header) + b"\n")
     notes = checkpoints(ctx.session, limit=10**9) if whole else [cut]
     for checkpoint in notes:
-        if checkpoint.size <= cut.size:
+        if checkpoint.size < cut.size:
             write(checkpoint_line(checkpoint.note) + b"\n")
+    # the cut last: in a read-only transaction it is signed but not stored yet
+    write(checkpoint_line(cut.note) + b"\n")
     entries = iter_entries(ctx.session, ctx.principal, filters, below=cut.size)
     count = 0
     for batch in batched(entries, 500):
