@@ -3,8 +3,8 @@
     python bench/bench_checkout.py [--seconds 10] [--clients 32] [--pg URL] [--rounds N]
     python bench/bench_checkout.py --slices 12 [--slice-seconds 3] [--pg URL]
 
-32 concurrent clients (wrk: one connection per wrk thread, bench/checkout.lua; or asyncio +
-httpx with --driver httpx) each repeat: check out a secret (with a
+32 concurrent clients (wrk: 32 connections shared by a thread per core, bench/checkout.lua;
+or asyncio + httpx with --driver httpx) each repeat: check out a secret (with a
 reason; a lease opens, the value comes back, the access is audited), then check it in. In the
 same run, the same load against a trivial FastAPI endpoint that reads one row from the same
 database (bench/trivial_app.py) gives the framework's ceiling. SQLite always; PostgreSQL with 1
@@ -184,18 +184,26 @@ async def load_trivial(url: str, concurrency: int, seconds: float) -> list[float
     return latencies
 
 
+#: wrk threads (``--wrk-threads``): as many as the machine has cores, each driving its share of
+#: the connections, as wrk is meant to run; one thread per connection (32 on two cores) spent
+#: CPU and context switches on the load generator that the servers under test then lacked
+WRK_THREADS = os.cpu_count() or 1
+
+
 def run_wrk(
     url: str, script: str, connections: int, seconds: float, env: dict[str, str] | None = None
 ) -> dict[str, float]:
-    """Drive ``url`` with wrk (one connection per wrk thread); return req/s, p50, p99 (ms)."""
+    """Drive ``url`` with wrk (``WRK_THREADS`` threads sharing ``connections``); return req/s,
+    p50, p99 (ms)."""
     import re
     import subprocess
 
+    threads = max(1, min(WRK_THREADS, connections))
     out = subprocess.run(
         [
             "wrk",
             "-t",
-            str(connections),
+            str(threads),
             "-c",
             str(connections),
             "-d",
@@ -212,7 +220,7 @@ def run_wrk(
         capture_output=True,
         text=True,
         check=True,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **(env or {}), "BENCH_THREADS": str(threads)},
     ).stdout
 
     def ms(label: str) -> float:
@@ -591,6 +599,7 @@ def machine_scaling(loops: int = 3_000_000, repeats: int = 3) -> float:
 
 
 def main() -> None:
+    global WRK_THREADS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=32)
@@ -624,7 +633,14 @@ def main() -> None:
         "from the same phases of the machine)",
     )
     parser.add_argument("--slice-seconds", type=int, default=3, help="length of one slice")
+    parser.add_argument(
+        "--wrk-threads",
+        type=int,
+        default=WRK_THREADS,
+        help="wrk threads sharing the connections (default: one per core)",
+    )
     args = parser.parse_args()
+    WRK_THREADS = args.wrk_threads
     if args.slices:
         if args.driver != "wrk":
             parser.error("--slices needs wrk")
@@ -646,7 +662,8 @@ def main() -> None:
                 finally:
                     drop()
     print(
-        f"# bench_checkout  clients={args.clients} seconds={args.seconds}  "
+        f"# bench_checkout  clients={args.clients} wrk threads={WRK_THREADS} "
+        f"seconds={args.seconds}  "
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}  "
         f"sqlite synchronous={os.environ.get('CUSTODY_SQLITE_SYNCHRONOUS', 'FULL')}  "
         f"driver={args.driver}  latency per {'request' if args.driver == 'wrk' else 'pair'}"
@@ -728,7 +745,8 @@ def main_interleaved(args: argparse.Namespace) -> None:
     if args.pg:
         engines.append(("postgresql", lambda: fresh_pg(args.pg)))
     print(
-        f"# bench_checkout interleaved  clients={args.clients}  slices={args.slices} x "
+        f"# bench_checkout interleaved  clients={args.clients}  wrk threads={WRK_THREADS}  "
+        f"slices={args.slices} x "
         f"{args.slice_seconds} s per configuration  {time.strftime('%Y-%m-%d %H:%M:%S')}  "
         f"sqlite synchronous={os.environ.get('CUSTODY_SQLITE_SYNCHRONOUS', 'FULL')}  "
         "latency per request (median of the slices' percentiles)"
