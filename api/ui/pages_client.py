@@ -146,7 +146,7 @@ def logviews_b64(text: str) -> bytes:
 def client_log(
     client: str, request: Request, caller: PortalCaller, after: int | None = None
 ) -> Response:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         c = _client(ctx, client)
         page = verified_page(ctx, c["id"], after)
     return web.render(
@@ -162,7 +162,7 @@ def client_log(
 def _escrow_page(
     request: Request, caller: PortalCaller, client: str, message: str | None = None
 ) -> Response:
-    with caller.transaction() as ctx:
+    with caller.read_transaction() as ctx:
         c = _client(ctx, client)
         row = clients.get_client(ctx, c["id"])
         recipients = [clients.describe_recipient(r) for r in row.recipients]
