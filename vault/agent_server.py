@@ -339,8 +339,57 @@ def _client_export(store: Store, keys: KeyRing, actor: str, args: dict[str, Any]
     return {"summary": result.as_dict(), "manifest": result.manifest_text}
 
 
+#: sources the agent imports: those read without the caller's terminal or gpg (a pass store
+#: is decrypted by the caller's gpg: `custody import pass` unseals the vault itself)
+AGENT_IMPORT_SOURCES = ("bitwarden", "keepass", "csv")
+
+
+def _secret_import(store: Store, keys: KeyRing, actor: str, args: dict[str, Any]) -> Any:
+    """``custody import`` with the vault running: the agent reads the file the caller names
+    (the same OS user, checked on the socket: nothing it could not read itself) and plans or
+    runs the import in batches with the keys it holds, so the CLI needs no passphrase."""
+    from vault.services.imports import DEFAULT_BATCH, import_file
+
+    source = _required_text(args, "source")
+    if source not in AGENT_IMPORT_SOURCES:
+        raise InvalidInput(
+            f"source must be one of: {', '.join(AGENT_IMPORT_SOURCES)}", field="source"
+        )
+    batch_size = args.get("batch_size", DEFAULT_BATCH)
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool):
+        raise InvalidInput("batch_size must be a number", field="batch_size")
+    return import_file(
+        store,
+        keys,
+        actor,
+        _required_text(args, "client"),
+        source,
+        _absolute_path(args, "file"),
+        dry_run=_flag(args, "dry_run"),
+        passphrase=_text(args, "passphrase"),
+        keyfile=_optional_path(args, "keyfile"),
+        mapping=_optional_path(args, "mapping"),
+        preset=_text(args, "preset"),
+        batch_size=batch_size,
+    )
+
+
+def _absolute_path(args: dict[str, Any], name: str) -> Path:
+    value = args.get(name)
+    if not isinstance(value, str) or not os.path.isabs(value):
+        raise InvalidInput(f"{name} must be an absolute file name", field=name)
+    return Path(value)
+
+
+def _optional_path(args: dict[str, Any], name: str) -> Path | None:
+    return None if args.get(name) is None else _absolute_path(args, name)
+
+
 #: operations that manage their own transactions (they get the store, not a context)
-STORE_OPERATIONS: dict[str, StoreOperation] = {"client.export": _client_export}
+STORE_OPERATIONS: dict[str, StoreOperation] = {
+    "client.export": _client_export,
+    "secret.import": _secret_import,
+}
 
 
 class AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

@@ -16,6 +16,7 @@ from cli.common import (
     read_secret_file,
     remote,
     remote_capable,
+    running_agent,
     unseal,
     with_store,
 )
@@ -121,28 +122,66 @@ def _local_import(
     preset: str | None,
     batch_size: int,
 ) -> dict[str, Any]:
-    from vault.formats.readers import read_source
-    from vault.services import imports
+    from vault.agent_server import AGENT_IMPORT_SOURCES
+    from vault.services.imports import import_file
 
-    items, records = read_source(
-        source, file, passphrase=passphrase, keyfile=keyfile, mapping=mapping, preset=preset
-    )
+    agent = running_agent() if source in AGENT_IMPORT_SOURCES else None
+    if agent is not None:
+        # The running vault imports with the keys it holds: no passphrase asked here.
+        from vault.agent import call
+
+        def absolute(path: Path | None) -> str | None:
+            return None if path is None else str(path.expanduser().absolute())
+
+        args = {
+            "client": client,
+            "source": source,
+            "file": absolute(file),
+            "dry_run": dry_run,
+            "passphrase": passphrase,
+            "keyfile": absolute(keyfile),
+            "mapping": absolute(mapping),
+            "preset": preset,
+            "batch_size": batch_size,
+        }
+        with progress_bar("importing (by the running vault)"):
+            result: dict[str, Any] = call(agent, "secret.import", args, timeout=IMPORT_TIMEOUT)
+        return result
     keys = unseal(store)
     actor = operator_actor()
     if dry_run:
-        with store.context(actor, keys) as ctx:
-            return imports.plan_import(ctx, client, items, records).as_dict()
-    with progress_bar("importing") as update:
-        result = imports.run_import(
-            lambda: store.context(actor, keys),
+        return import_file(
+            store,
+            keys,
+            actor,
             client,
-            items,
-            records,
-            source=source,
+            source,
+            file,
+            dry_run=True,
+            passphrase=passphrase,
+            keyfile=keyfile,
+            mapping=mapping,
+            preset=preset,
+        )
+    with progress_bar("importing") as update:
+        return import_file(
+            store,
+            keys,
+            actor,
+            client,
+            source,
+            file,
+            passphrase=passphrase,
+            keyfile=keyfile,
+            mapping=mapping,
+            preset=preset,
             batch_size=batch_size,
             progress=update,
         )
-    return result.as_dict()
+
+
+#: how long an import by the running vault may take (it answers when the last batch is in)
+IMPORT_TIMEOUT = 3600.0
 
 
 def _remote_import(

@@ -404,3 +404,72 @@ def test_checkout_checkin_and_totp_go_through_the_agent_without_the_passphrase(
             select(AuditEvent.actor).where(AuditEvent.action == "report.readiness")
         ).all()
     assert len(recorded) == 1 and recorded[0].startswith("operator:")
+
+
+def test_import_goes_through_the_agent_without_the_passphrase(
+    agent: str,
+    vault: Vault,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """With the vault running, `custody import` (dry run and the import itself) is done by the
+    agent, which reads the file the caller names; a pass store is not (gpg is the caller's)."""
+    from cli.main import main
+
+    monkeypatch.setenv("CUSTODY_HOME", os.path.dirname(agent))
+    monkeypatch.setenv("CUSTODY_DATABASE_URL", vault.settings.database_url)
+    for name in ("CUSTODY_UNSEAL_PASSPHRASE", "CUSTODY_UNSEAL_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    export = tmp_path / "bitwarden.json"
+    export.write_text(
+        json.dumps(
+            {
+                "encrypted": False,
+                "folders": [],
+                "items": [
+                    {
+                        "type": 1,
+                        "name": "Gandi",
+                        "login": {
+                            "username": "ops",
+                            "password": "gandi-pass-1",
+                            "uris": [{"uri": "https://gandi.net"}],
+                        },
+                    },
+                    {"type": 1, "name": "Router", "login": {"password": "hunter2"}},
+                ],
+            }
+        )
+    )
+    monkeypatch.chdir(tmp_path)  # a relative file name reaches the agent as an absolute one
+    # No passphrase anywhere and no terminal to ask on: without the agent the command fails.
+    monkeypatch.setenv("CUSTODY_NO_AGENT", "1")
+    assert main(["import", "bitwarden", "bitwarden.json", "--client", "Acme", "--dry-run"]) == 2
+    assert "passphrase needed" in capsys.readouterr().err
+    monkeypatch.delenv("CUSTODY_NO_AGENT")
+    assert main(["import", "bitwarden", "bitwarden.json", "--client", "Acme", "--dry-run"]) == 0
+    assert "Would import" in capsys.readouterr().out
+    with vault.ctx() as ctx:
+        assert {s.title for s in secrets.list_secrets(ctx, "Acme")} == {"Router"}
+    assert main(["import", "bitwarden", "bitwarden.json", "--client", "Acme", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    counts = report["counts"]
+    assert (counts["entries"], counts["created"]) == (2, 1)  # the Router is there already
+    assert "gandi-pass-1" not in json.dumps(report)
+    assert main(["secret", "get", "Acme", "Gandi"]) == 0
+    assert capsys.readouterr().out == "gandi-pass-1\n"
+    with vault.store.session() as s:
+        actors = s.scalars(
+            select(AuditEvent.actor).where(AuditEvent.action == "secret.import")
+        ).all()
+    assert len(actors) == 1 and actors[0].startswith("operator:")
+    # errors come back as one line, exit 2
+    assert main(["import", "bitwarden", "missing.json", "--client", "Acme"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.json" in err, err
+    # the agent checks what it is sent
+    with pytest.raises(Exception, match="file must be an absolute file name"):
+        call(agent, "secret.import", {"client": "Acme", "source": "csv", "file": "x.csv"})
+    with pytest.raises(Exception, match="source must be one of"):
+        call(agent, "secret.import", {"client": "Acme", "source": "pass", "file": "/tmp/x"})

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, insert, select
@@ -571,6 +572,47 @@ def run_import(
             _record_event(ctx, plan, result, source, "error")
         raise failure
     return result
+
+
+def import_file(
+    store: Any,
+    keys: Any,
+    actor: Any,
+    client_name: str,
+    source: str,
+    path: Path,
+    *,
+    dry_run: bool = False,
+    passphrase: str | None = None,
+    keyfile: Path | None = None,
+    mapping: Path | None = None,
+    preset: str | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Read ``path`` as ``source`` and plan (``dry_run``) or run its import into the client as
+    ``actor`` on ``store`` (a :class:`vault.store.Store`) with the unsealed ``keys``: for the
+    CLI on a local store and for the running vault's agent alike. A dry run reads in a
+    read-only transaction (it holds up no writer); the import writes in batches
+    (:func:`run_import`). Answers the report (:meth:`ImportResult.as_dict`) - never a value."""
+    from vault.formats.readers import read_source
+
+    items, records = read_source(
+        source, path, passphrase=passphrase, keyfile=keyfile, mapping=mapping, preset=preset
+    )
+    if dry_run:
+        with store.read_context(actor, keys) as ctx:
+            return plan_import(ctx, client_name, items, records).as_dict()
+    result = run_import(
+        lambda: store.context(actor, keys),
+        client_name,
+        items,
+        records,
+        source=source,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    return result.as_dict()
 
 
 def _record_event(
