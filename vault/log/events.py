@@ -165,6 +165,32 @@ def event_object(index: int, fields: Mapping[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def stored_event_object(index: int, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The leaf object of an event read back from the log's table (``fields``: its columns).
+
+    :func:`event_object` checked these fields when the event was appended, and the row holds
+    them as its leaf encodes them; an export or a page of the log rebuilds one leaf per event,
+    and checking every field again would double what that costs. Nothing here is trusted
+    because of that: a row changed since it was appended gives leaf bytes whose hash is not
+    the one in the tree, and the verifier, recomputing the tree from the leaves it is given,
+    refuses them (docs/audit-log.md, "Verifying an export")."""
+    at = fields["at"]
+    return {
+        "v": EVENT_VERSION,
+        "index": index,
+        "at": format_time(at) if isinstance(at, datetime) else at,
+        "action": fields["action"],
+        "actor": fields["actor"],
+        "outcome": fields["outcome"],
+        "client_id": fields["client_id"],
+        "role": fields["role"],
+        "source": fields["source"],
+        "subject_id": fields["subject_id"],
+        "subject_kind": fields["subject_kind"],
+        "detail": {} if fields["detail"] is None else fields["detail"],
+    }
+
+
 #: orjson's options for the canonical form: keys sorted, and integers refused beyond 2**53 - 1 in
 #: magnitude (where JCS implementations stop agreeing), also in objects no writer checked
 CANONICAL_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_STRICT_INTEGER
