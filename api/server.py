@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -46,6 +47,9 @@ class ServeOptions:
     ssl_keyfile: str | None = None
     log_level: str = "info"
     access_log: bool = True
+    #: "auto": each worker process runs on a CPU of its own (see :func:`worker_cpus`);
+    #: "off": the kernel moves them as it likes
+    cpu_affinity: str = "auto"
 
     def uvicorn_kwargs(self) -> dict[str, Any]:
         return {
@@ -60,6 +64,35 @@ class ServeOptions:
         }
 
 
+def worker_cpus(options: ServeOptions) -> list[int | None]:
+    """The CPU each worker process is held to (None: not held), by worker slot.
+
+    A worker is one Python process: its threads (the event loop, the request threads, the
+    group commit's) take turns holding the GIL, and every hand-over wakes the next thread. On
+    a CPU of its own, that thread wakes where the last one ran, with the interpreter's state
+    still in that core's cache; left to move, it wakes on whichever core is free and the
+    hand-over costs a cross-core wake-up. Measured (docs/benchmarks.md, "CPU affinity"):
+    about a fifth less CPU per check-out and a quarter more check-outs per second, with 1
+    worker and with 2. Only where each worker can have a CPU to itself, out of those this
+    process may use (a container's cpuset included), and on Linux."""
+    if options.cpu_affinity != "auto" or not hasattr(os, "sched_setaffinity"):
+        return [None] * options.workers
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2 or options.workers > len(allowed):
+        return [None] * options.workers
+    # The last CPUs first: the first ones tend to take the devices' interrupts.
+    return [allowed[len(allowed) - 1 - slot] for slot in range(options.workers)]
+
+
+def _hold_to(cpu: int | None) -> None:
+    """Keep this process (and the threads it starts from now on) on ``cpu``."""
+    if cpu is not None:
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except OSError as exc:  # a CPU taken away meanwhile: serve anyway, unpinned
+            log.warning("could not hold the worker to CPU %d: %s", cpu, exc.strerror)
+
+
 def serve(options: ServeOptions) -> int:
     """Serve until interrupted (SIGINT, SIGTERM); the exit status."""
     import uvicorn
@@ -67,6 +100,8 @@ def serve(options: ServeOptions) -> int:
     # Linux only: elsewhere SO_REUSEPORT lets several sockets bind but does not spread the
     # connections over them.
     if options.workers == 1 or not sys.platform.startswith("linux"):
+        if options.workers == 1:
+            _hold_to(worker_cpus(options)[0])
         uvicorn.run(options.app, workers=options.workers, **options.uvicorn_kwargs())
         return 0
     # Bound here too, never listening (the kernel hands connections to listening sockets
@@ -95,10 +130,11 @@ def _reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(options: ServeOptions) -> None:
-    """One worker process: its own socket, its own uvicorn server."""
+def _worker(options: ServeOptions, cpu: int | None = None) -> None:
+    """One worker process: its own socket, its own uvicorn server (on ``cpu``, if given)."""
     import uvicorn
 
+    _hold_to(cpu)
     try:
         sock = _reuse_port_socket(options.host, options.port)
     except OSError as exc:
@@ -120,9 +156,14 @@ class _Supervisor:
         self.context = multiprocessing.get_context("spawn")
         self.stopping = False
         self.started_at: dict[BaseProcess, float] = {}
+        #: the CPU of each worker slot (a replacement worker takes its slot's)
+        self.cpus = worker_cpus(options)
 
-    def _start(self) -> BaseProcess:
-        process = self.context.Process(target=_worker, args=(self.options,), name="custody-worker")
+    def _start(self, slot: int) -> BaseProcess:
+        cpu = self.cpus[slot]
+        process = self.context.Process(
+            target=_worker, args=(self.options, cpu), name="custody-worker"
+        )
         process.start()
         self.started_at[process] = time.monotonic()
         return process
@@ -132,7 +173,7 @@ class _Supervisor:
 
     def run(self) -> int:
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        workers = [self._start() for _ in range(self.options.workers)]
+        workers = [self._start(slot) for slot in range(self.options.workers)]
         status = 0
         try:
             while not self.stopping:
@@ -149,7 +190,7 @@ class _Supervisor:
                     log.warning(
                         "worker %d exited (%s): starting another", process.pid, process.exitcode
                     )
-                    workers[i] = self._start()
+                    workers[i] = self._start(i)
         finally:
             for process in workers:
                 if process.is_alive():
@@ -174,6 +215,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--no-access-log", action="store_true")
+    parser.add_argument(
+        "--cpu-affinity",
+        choices=["auto", "off"],
+        default="auto",
+        help="auto: each worker on a CPU of its own, when there are enough",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     return serve(
@@ -184,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             log_level=args.log_level,
             access_log=not args.no_access_log,
+            cpu_affinity=args.cpu_affinity,
         )
     )
 

@@ -115,6 +115,8 @@ class Server:
                 "--log-level",
                 "warning",
                 "--no-access-log",
+                "--cpu-affinity",
+                CPU_AFFINITY,
             ],
             env=full,
             cwd=str(Path(__file__).resolve().parent.parent),
@@ -183,6 +185,10 @@ async def load_trivial(url: str, concurrency: int, seconds: float) -> list[float
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies
 
+
+#: the launcher's ``--cpu-affinity`` for every server (``--cpu-affinity``): ``custody serve``'s
+#: default, or ``off`` to compare
+CPU_AFFINITY = "auto"
 
 #: wrk threads (``--wrk-threads``): as many as the machine has cores, each driving its share of
 #: the connections, as wrk is meant to run; one thread per connection (32 on two cores) spent
@@ -599,7 +605,7 @@ def machine_scaling(loops: int = 3_000_000, repeats: int = 3) -> float:
 
 
 def main() -> None:
-    global WRK_THREADS
+    global WRK_THREADS, CPU_AFFINITY
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=32)
@@ -634,13 +640,19 @@ def main() -> None:
     )
     parser.add_argument("--slice-seconds", type=int, default=3, help="length of one slice")
     parser.add_argument(
+        "--cpu-affinity",
+        choices=["auto", "off"],
+        default=CPU_AFFINITY,
+        help="the servers' worker CPU affinity (api.server --cpu-affinity)",
+    )
+    parser.add_argument(
         "--wrk-threads",
         type=int,
         default=WRK_THREADS,
         help="wrk threads sharing the connections (default: one per core)",
     )
     args = parser.parse_args()
-    WRK_THREADS = args.wrk_threads
+    WRK_THREADS, CPU_AFFINITY = args.wrk_threads, args.cpu_affinity
     if args.slices:
         if args.driver != "wrk":
             parser.error("--slices needs wrk")
@@ -663,6 +675,7 @@ def main() -> None:
                     drop()
     print(
         f"# bench_checkout  clients={args.clients} wrk threads={WRK_THREADS} "
+        f"cpu affinity={CPU_AFFINITY} "
         f"seconds={args.seconds}  "
         f"{time.strftime('%Y-%m-%d %H:%M:%S')}  "
         f"sqlite synchronous={os.environ.get('CUSTODY_SQLITE_SYNCHRONOUS', 'FULL')}  "
@@ -746,6 +759,7 @@ def main_interleaved(args: argparse.Namespace) -> None:
         engines.append(("postgresql", lambda: fresh_pg(args.pg)))
     print(
         f"# bench_checkout interleaved  clients={args.clients}  wrk threads={WRK_THREADS}  "
+        f"cpu affinity={CPU_AFFINITY}  "
         f"slices={args.slices} x "
         f"{args.slice_seconds} s per configuration  {time.strftime('%Y-%m-%d %H:%M:%S')}  "
         f"sqlite synchronous={os.environ.get('CUSTODY_SQLITE_SYNCHRONOUS', 'FULL')}  "

@@ -417,6 +417,13 @@ def status(as_json: bool) -> None:
     is_flag=True,
     help="Start sealed; unseal through POST /sys/unseal (single worker only).",
 )
+@click.option(
+    "--cpu-affinity",
+    type=click.Choice(["auto", "off"]),
+    default="auto",
+    show_default=True,
+    help="auto: each worker process on a CPU of its own when there are enough (Linux).",
+)
 def serve(
     host: str,
     port: int,
@@ -424,6 +431,7 @@ def serve(
     tls_cert: str | None,
     tls_key: str | None,
     start_sealed: bool,
+    cpu_affinity: str,
 ) -> None:
     """Run the HTTP API (OpenAPI docs at /docs) with uvicorn (on Linux, several workers
     each listen on a socket of their own, so the kernel spreads connections evenly).
@@ -476,6 +484,7 @@ def serve(
             workers=workers,
             ssl_certfile=tls_cert,
             ssl_keyfile=tls_key,
+            cpu_affinity=cpu_affinity,
         )
     )
     if status:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from api.server import QUICK_DEATH
+from api.server import QUICK_DEATH, ServeOptions, worker_cpus
 from tests.server import children_of, free_port
 
 pytestmark = pytest.mark.skipif(
@@ -131,12 +131,15 @@ def test_a_worker_that_dies_is_replaced_and_sigterm_stops_them_all(
 ) -> None:
     proc, port = launcher
     first, second = _workers(proc.pid, port)
+    cpu_of_first = os.sched_getaffinity(first)
     time.sleep(QUICK_DEATH)  # a worker dying sooner after its start would stop everything
     os.kill(first, signal.SIGKILL)
     _wait_for(lambda: first not in children_of(proc.pid) and len(_workers(proc.pid, port)) == 2)
     _wait_for(lambda: _answers(port))
     workers = _workers(proc.pid, port)
     assert second in workers
+    (replacement,) = set(workers) - {second}
+    assert os.sched_getaffinity(replacement) == cpu_of_first  # it takes its slot's CPU
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
@@ -169,3 +172,64 @@ def test_an_app_that_cannot_load_stops_the_server_instead_of_restarting_workers(
     )
     assert run.returncode == 3
     assert "could not start" in run.stderr
+
+
+_TWO_CPUS = pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs this process may use"
+)
+
+
+@_TWO_CPUS
+def test_each_worker_runs_on_a_cpu_of_its_own(
+    launcher: tuple[subprocess.Popen[bytes], int],
+) -> None:
+    """Every thread of a worker stays on one CPU (GIL hand-overs without cross-core wake-ups:
+    docs/benchmarks.md, "CPU affinity"), a different one for each worker; the supervisor
+    itself is not held."""
+    proc, port = launcher
+    workers = _workers(proc.pid, port)
+    cpus = [os.sched_getaffinity(pid) for pid in workers]
+    assert all(len(c) == 1 for c in cpus) and cpus[0] != cpus[1], cpus
+    assert os.sched_getaffinity(proc.pid) == os.sched_getaffinity(0)
+    # threads started later (the request threads) inherit it
+    for pid in workers:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            status = (task / "status").read_text()
+            allowed = next(x for x in status.splitlines() if x.startswith("Cpus_allowed_list"))
+            assert allowed.split()[-1] == str(next(iter(os.sched_getaffinity(pid))))
+
+
+@_TWO_CPUS
+@pytest.mark.parametrize(
+    ("workers", "affinity", "held"), [(1, "auto", True), (2, "off", False), (1, "off", False)]
+)
+def test_cpu_affinity_off_leaves_workers_free_and_one_worker_is_held_too(
+    workers: int, affinity: str, held: bool
+) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.server", "tests.server:pid_app", "--port", str(port)]
+        + ["--workers", str(workers), "--cpu-affinity", affinity, "--log-level", "warning"]
+    )
+    try:
+        _wait_for(lambda: _answers(port))
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            serving = _get_pid(sock)
+        allowed = os.sched_getaffinity(serving)
+        if held:
+            assert len(allowed) == 1
+        else:
+            assert allowed == os.sched_getaffinity(0)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_worker_cpus_only_where_each_worker_can_have_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
+    assert worker_cpus(ServeOptions(app="x:y", workers=2)) == [3, 2]
+    assert worker_cpus(ServeOptions(app="x:y", workers=4)) == [3, 2, 1, 0]
+    assert worker_cpus(ServeOptions(app="x:y", workers=5)) == [None] * 5  # would share a CPU
+    assert worker_cpus(ServeOptions(app="x:y", workers=2, cpu_affinity="off")) == [None, None]
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {7})
+    assert worker_cpus(ServeOptions(app="x:y", workers=1)) == [None]  # nothing to choose
