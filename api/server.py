@@ -48,8 +48,10 @@ class ServeOptions:
     log_level: str = "info"
     access_log: bool = True
     #: "auto": each worker process runs on a CPU of its own (see :func:`worker_cpus`);
-    #: "off": the kernel moves them as it likes
-    cpu_affinity: str = "auto"
+    #: "off" (the default): the kernel moves them as it likes. Off unless asked for: on a
+    #: host shared with other busy services, or running several vaults, CPUs held by one
+    #: server could be the ones another one needs; the operator knows the host.
+    cpu_affinity: str = "off"
 
     def uvicorn_kwargs(self) -> dict[str, Any]:
         return {
@@ -218,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cpu-affinity",
         choices=["auto", "off"],
-        default="auto",
+        default="off",
         help="auto: each worker on a CPU of its own, when there are enough",
     )
     args = parser.parse_args(argv)

@@ -186,9 +186,9 @@ async def load_trivial(url: str, concurrency: int, seconds: float) -> list[float
     return latencies
 
 
-#: the launcher's ``--cpu-affinity`` for every server (``--cpu-affinity``): ``custody serve``'s
-#: default, or ``off`` to compare
-CPU_AFFINITY = "auto"
+#: the launcher's ``--cpu-affinity`` for every server, vault and ceiling alike
+#: (``--cpu-affinity``): ``custody serve``'s default, ``off``, or ``auto`` to compare
+CPU_AFFINITY = "off"
 
 #: wrk threads (``--wrk-threads``): as many as the machine has cores, each driving its share of
 #: the connections, as wrk is meant to run; one thread per connection (32 on two cores) spent

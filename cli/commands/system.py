@@ -420,9 +420,10 @@ def status(as_json: bool) -> None:
 @click.option(
     "--cpu-affinity",
     type=click.Choice(["auto", "off"]),
-    default="auto",
+    default="off",
     show_default=True,
-    help="auto: each worker process on a CPU of its own when there are enough (Linux).",
+    help="auto: each worker process on a CPU of its own when there are enough (Linux): "
+    "about a quarter more throughput on a host of its own.",
 )
 def serve(
     host: str,

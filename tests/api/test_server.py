@@ -93,6 +93,8 @@ def launcher() -> Iterator[tuple[subprocess.Popen[bytes], int]]:
             "2",
             "--log-level",
             "warning",
+            "--cpu-affinity",
+            "auto",
         ]
     )
     try:
@@ -201,15 +203,18 @@ def test_each_worker_runs_on_a_cpu_of_its_own(
 
 @_TWO_CPUS
 @pytest.mark.parametrize(
-    ("workers", "affinity", "held"), [(1, "auto", True), (2, "off", False), (1, "off", False)]
+    ("workers", "affinity", "held"),
+    [(1, "auto", True), (2, "off", False), (1, "off", False), (2, None, False)],
 )
 def test_cpu_affinity_off_leaves_workers_free_and_one_worker_is_held_too(
-    workers: int, affinity: str, held: bool
+    workers: int, affinity: str | None, held: bool
 ) -> None:
+    """Off by default (a host shared with other services: the operator chooses)."""
     port = free_port()
+    chosen = ["--cpu-affinity", affinity] if affinity else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.server", "tests.server:pid_app", "--port", str(port)]
-        + ["--workers", str(workers), "--cpu-affinity", affinity, "--log-level", "warning"]
+        + ["--workers", str(workers), "--log-level", "warning", *chosen]
     )
     try:
         _wait_for(lambda: _answers(port))
@@ -226,10 +231,13 @@ def test_cpu_affinity_off_leaves_workers_free_and_one_worker_is_held_too(
 
 
 def test_worker_cpus_only_where_each_worker_can_have_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    def auto(workers: int) -> ServeOptions:
+        return ServeOptions(app="x:y", workers=workers, cpu_affinity="auto")
+
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
-    assert worker_cpus(ServeOptions(app="x:y", workers=2)) == [3, 2]
-    assert worker_cpus(ServeOptions(app="x:y", workers=4)) == [3, 2, 1, 0]
-    assert worker_cpus(ServeOptions(app="x:y", workers=5)) == [None] * 5  # would share a CPU
-    assert worker_cpus(ServeOptions(app="x:y", workers=2, cpu_affinity="off")) == [None, None]
+    assert worker_cpus(auto(2)) == [3, 2]
+    assert worker_cpus(auto(4)) == [3, 2, 1, 0]
+    assert worker_cpus(auto(5)) == [None] * 5  # two would share a CPU
+    assert worker_cpus(ServeOptions(app="x:y", workers=2)) == [None, None]  # off by default
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {7})
-    assert worker_cpus(ServeOptions(app="x:y", workers=1)) == [None]  # nothing to choose
+    assert worker_cpus(auto(1)) == [None]  # nothing to choose
