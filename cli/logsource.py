@@ -126,7 +126,10 @@ class LocalLog:
             yield ctx
 
     def _signing_keys(self) -> KeyRing | None:
-        """The unsealed keys if a fresh checkpoint must be signed (the log grew), else None."""
+        """The unsealed keys if a fresh checkpoint must be signed (the log grew), else None.
+
+        With the vault running, its agent signs and stores that checkpoint instead (no
+        passphrase asked here), and the reads are cut at it: None."""
         if self._keys is not None:
             return self._keys
         from vault.services import auditlog
@@ -136,8 +139,14 @@ class LocalLog:
             latest = auditlog.latest_checkpoint(session)
             grown = latest is None or latest.size < size
         if grown:
-            from cli.common import unseal
+            from cli.common import running_agent, unseal
 
+            agent = running_agent()
+            if agent is not None:
+                from vault.agent import call
+
+                call(agent, "log.sign")
+                return None
             self._keys = unseal(self.store)
         return self._keys
 

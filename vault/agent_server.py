@@ -269,8 +269,19 @@ def _secret_totp(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
     return {"code": code, "valid_for_seconds": remaining}
 
 
+def _log_sign(ctx: Context, args: dict[str, Any]) -> dict[str, Any]:
+    """`custody audit ...` on the vault's host with the vault running: a checkpoint of the log
+    as it is now, signed with the log key the agent holds and stored (the latest one if the
+    log has not grown since), so the CLI reads the log without unsealing."""
+    from vault.services.auditlog import sign
+
+    checkpoint = sign(ctx.session, ctx.keyring())
+    return {"size": checkpoint.size, "note": checkpoint.note}
+
+
 OPERATIONS: dict[str, Operation] = {
     "ping": _ping,
+    "log.sign": _log_sign,
     "recipient.add": _recipient_add,
     "recipient.remove": _recipient_remove,
     "secret.read": _secret_read,

@@ -473,3 +473,38 @@ def test_import_goes_through_the_agent_without_the_passphrase(
         call(agent, "secret.import", {"client": "Acme", "source": "csv", "file": "x.csv"})
     with pytest.raises(Exception, match="source must be one of"):
         call(agent, "secret.import", {"client": "Acme", "source": "pass", "file": "/tmp/x"})
+
+
+def test_audit_commands_have_the_agent_sign_the_checkpoint_without_the_passphrase(
+    agent: str,
+    vault: Vault,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """With the vault running, `custody audit export/checkpoint` on its host need a fresh
+    checkpoint (the log grew): the agent signs and stores it; the export verifies."""
+    from cli.main import main
+    from vault.services import auditlog
+
+    monkeypatch.setenv("CUSTODY_HOME", os.path.dirname(agent))
+    monkeypatch.setenv("CUSTODY_DATABASE_URL", vault.settings.database_url)
+    for name in ("CUSTODY_UNSEAL_PASSPHRASE", "CUSTODY_UNSEAL_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    with vault.store.read_session() as s, s.begin():
+        size = auditlog.head(s).size
+        before = auditlog.latest_checkpoint(s)
+        assert before is None or before.size < size  # the log grew: a checkpoint is due
+    monkeypatch.setenv("CUSTODY_NO_AGENT", "1")
+    out = tmp_path / "log.jsonl"
+    assert main(["audit", "export", "--out", str(out)]) == 2  # no passphrase, no terminal
+    assert "passphrase needed" in capsys.readouterr().err
+    monkeypatch.delenv("CUSTODY_NO_AGENT")
+    assert main(["audit", "export", "--out", str(out)]) == 0
+    capsys.readouterr()
+    with vault.store.read_session() as s, s.begin():
+        latest = auditlog.latest_checkpoint(s)
+        assert latest is not None and latest.size >= size
+    assert main(["audit", "verify", str(out)]) == 0
+    assert main(["audit", "checkpoint"]) == 0
+    assert capsys.readouterr().out.count("\n") >= 3  # origin, size, root, signature
