@@ -366,9 +366,7 @@ def _secret_import(store: Store, keys: KeyRing, actor: str, args: dict[str, Any]
         raise InvalidInput(
             f"source must be one of: {', '.join(AGENT_IMPORT_SOURCES)}", field="source"
         )
-    batch_size = args.get("batch_size", DEFAULT_BATCH)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool):
-        raise InvalidInput("batch_size must be a number", field="batch_size")
+    batch_size = _optional_int(args, "batch_size")
     return import_file(
         store,
         keys,
@@ -381,7 +379,7 @@ def _secret_import(store: Store, keys: KeyRing, actor: str, args: dict[str, Any]
         keyfile=_optional_path(args, "keyfile"),
         mapping=_optional_path(args, "mapping"),
         preset=_text(args, "preset"),
-        batch_size=batch_size,
+        batch_size=DEFAULT_BATCH if batch_size is None else batch_size,
     )
 
 

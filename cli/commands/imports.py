@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -148,29 +149,16 @@ def _local_import(
             result: dict[str, Any] = call(agent, "secret.import", args, timeout=IMPORT_TIMEOUT)
         return result
     keys = unseal(store)
-    actor = operator_actor()
-    if dry_run:
+    # A dry run only reads: no progress to show.
+    with nullcontext(None) if dry_run else progress_bar("importing") as update:
         return import_file(
             store,
             keys,
-            actor,
+            operator_actor(),
             client,
             source,
             file,
-            dry_run=True,
-            passphrase=passphrase,
-            keyfile=keyfile,
-            mapping=mapping,
-            preset=preset,
-        )
-    with progress_bar("importing") as update:
-        return import_file(
-            store,
-            keys,
-            actor,
-            client,
-            source,
-            file,
+            dry_run=dry_run,
             passphrase=passphrase,
             keyfile=keyfile,
             mapping=mapping,

@@ -356,15 +356,16 @@ def sign(session: Session, keys: KeyRing | None) -> LogCheckpoint:
     """A checkpoint of the log as it is now: the latest one if the tree has not grown since,
     else a newly signed one (idempotent across processes: the same size signs the same note).
     """
-    now, note = current_note(session, keys)
+    now, note, _ = current_note(session, keys)
     keep(session, keys, now.size, now.root, note)
     return checkpoint_at(session, now.size)
 
 
-def current_note(session: Session, keys: KeyRing | None) -> tuple[Head, str]:
-    """The head and a signed checkpoint note of it, without storing anything (the latest
-    stored note when the tree has not grown since). :func:`keep` stores it later - an export
-    cuts its checkpoint in a read-only snapshot and stores it with its own event."""
+def current_note(session: Session, keys: KeyRing | None) -> tuple[Head, str, LogCheckpoint | None]:
+    """The head, a signed checkpoint note of it, and the latest stored checkpoint, without
+    storing anything (the note is the latest stored one when the tree has not grown since).
+    :func:`keep` stores it later - an export cuts its checkpoint in a read-only snapshot and
+    stores it with its own event."""
     if keys is None or keys.log_signer is None or keys.log_key_id is None:
         raise Sealed("the vault is sealed: checkpoints are signed by the unsealed log key")
     current = session.scalars(
@@ -380,7 +381,7 @@ def current_note(session: Session, keys: KeyRing | None) -> tuple[Head, str]:
     latest = latest_checkpoint(session)
     if latest is not None:
         if latest.size == now.size:
-            return now, latest.note
+            return now, latest.note, latest
         if latest.size > now.size:
             raise LogError(
                 f"the log has {now.size} events but was checkpointed at {latest.size}: "
@@ -389,7 +390,7 @@ def current_note(session: Session, keys: KeyRing | None) -> tuple[Head, str]:
     note = sign_checkpoint(
         Checkpoint(origin=now.origin, size=now.size, root=now.root), keys.log_signer
     )
-    return now, note
+    return now, note, latest
 
 
 def keep(
@@ -714,8 +715,7 @@ def export_checkpoint(ctx: Context) -> LogCheckpoint:
     before the answer goes out. So reading the log never holds up the vault's writers for
     longer than that one row."""
     if ctx.keys is not None and ctx.keys.log_signer is not None:
-        now, note = current_note(ctx.session, ctx.keys)
-        latest = latest_checkpoint(ctx.session)
+        now, note, latest = current_note(ctx.session, ctx.keys)
         if latest is not None and latest.size == now.size:
             return latest
         cut = LogCheckpoint(

@@ -144,8 +144,7 @@ def prepare(ctx: Context, client_name: str) -> ExportPlan:
     note: str | None = None
     fresh = False
     if ctx.keys is not None and ctx.keys.log_signer is not None:
-        _, note = auditlog.current_note(ctx.session, ctx.keys)
-        latest = auditlog.latest_checkpoint(ctx.session)
+        _, note, latest = auditlog.current_note(ctx.session, ctx.keys)
         fresh = latest is None or latest.note != note
     else:
         latest = auditlog.latest_checkpoint(ctx.session)

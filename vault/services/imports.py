@@ -48,7 +48,8 @@ from vault.db.models import (
 from vault.errors import Conflict, CustodyError, InvalidInput
 from vault.formats.common import host_of, registrable
 from vault.formats.items import PortableItem, PortableRecord
-from vault.services import Context, audit, inventory
+from vault.keys import KeyRing
+from vault.services import Context, Principal, audit, inventory
 from vault.services import secrets as secrets_service
 from vault.services.clients import get_client
 from vault.services.secrets import NewSecret, reveal_version
@@ -576,8 +577,8 @@ def run_import(
 
 def import_file(
     store: Any,
-    keys: Any,
-    actor: Any,
+    keys: KeyRing,
+    actor: str | Principal,
     client_name: str,
     source: str,
     path: Path,
