@@ -50,6 +50,16 @@ def agent(vault: Vault, tmp_path: Path) -> Iterator[str]:
     assert not os.path.exists(path), "the socket is removed when the agent stops"
 
 
+def _cli_beside_the_agent(monkeypatch: pytest.MonkeyPatch, agent: str, vault: Vault) -> None:
+    """The CLI's environment on the vault's host with the vault running: the agent's data
+    directory and the database, and no unseal passphrase anywhere - so a command that
+    succeeds had the agent do what needs the keys."""
+    monkeypatch.setenv("CUSTODY_HOME", os.path.dirname(agent))
+    monkeypatch.setenv("CUSTODY_DATABASE_URL", vault.settings.database_url)
+    for name in ("CUSTODY_UNSEAL_PASSPHRASE", "CUSTODY_UNSEAL_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def test_read_through_agent_is_audited(agent: str, vault: Vault) -> None:
     assert call(agent, "ping")["recipient"].startswith("age1")
     got = call(agent, "secret.read", {"client": "acme", "title": "router", "reason": "T-1"})
@@ -215,10 +225,7 @@ def test_client_and_secret_add_go_through_the_agent_without_the_passphrase(
 
     from cli.main import main
 
-    monkeypatch.setenv("CUSTODY_HOME", os.path.dirname(agent))
-    monkeypatch.setenv("CUSTODY_DATABASE_URL", vault.settings.database_url)
-    for name in ("CUSTODY_UNSEAL_PASSPHRASE", "CUSTODY_UNSEAL_FILE"):
-        monkeypatch.delenv(name, raising=False)
+    _cli_beside_the_agent(monkeypatch, agent, vault)
     # No passphrase anywhere and no terminal to ask on: without the agent the command fails.
     monkeypatch.setenv("CUSTODY_NO_AGENT", "1")
     assert main(["client", "add", "Beta"]) == 2
@@ -305,10 +312,7 @@ def test_checkout_checkin_and_totp_go_through_the_agent_without_the_passphrase(
             ctx, "Acme", title="Admin", value="old-pass", rotate_after_use=True, exclusive=True
         )
         secrets.add_secret(ctx, "Acme", title="M365 2FA", value="JBSWY3DPEHPK3PXP", kind="totp")
-    monkeypatch.setenv("CUSTODY_HOME", os.path.dirname(agent))
-    monkeypatch.setenv("CUSTODY_DATABASE_URL", vault.settings.database_url)
-    for name in ("CUSTODY_UNSEAL_PASSPHRASE", "CUSTODY_UNSEAL_FILE"):
-        monkeypatch.delenv(name, raising=False)
+    _cli_beside_the_agent(monkeypatch, agent, vault)
     monkeypatch.setenv("CUSTODY_NO_AGENT", "1")  # without the agent: no passphrase, exit 2
     assert main(["secret", "checkout", "Acme", "Router", "--reason", "x"]) == 2
     assert "passphrase needed" in capsys.readouterr().err
@@ -417,10 +421,7 @@ def test_import_goes_through_the_agent_without_the_passphrase(
     agent, which reads the file the caller names; a pass store is not (gpg is the caller's)."""
     from cli.main import main
 
-    monkeypatch.setenv("CUSTODY_HOME", os.path.dirname(agent))
-    monkeypatch.setenv("CUSTODY_DATABASE_URL", vault.settings.database_url)
-    for name in ("CUSTODY_UNSEAL_PASSPHRASE", "CUSTODY_UNSEAL_FILE"):
-        monkeypatch.delenv(name, raising=False)
+    _cli_beside_the_agent(monkeypatch, agent, vault)
     export = tmp_path / "bitwarden.json"
     export.write_text(
         json.dumps(
@@ -487,10 +488,7 @@ def test_audit_commands_have_the_agent_sign_the_checkpoint_without_the_passphras
     from cli.main import main
     from vault.services import auditlog
 
-    monkeypatch.setenv("CUSTODY_HOME", os.path.dirname(agent))
-    monkeypatch.setenv("CUSTODY_DATABASE_URL", vault.settings.database_url)
-    for name in ("CUSTODY_UNSEAL_PASSPHRASE", "CUSTODY_UNSEAL_FILE"):
-        monkeypatch.delenv(name, raising=False)
+    _cli_beside_the_agent(monkeypatch, agent, vault)
     with vault.store.read_session() as s, s.begin():
         size = auditlog.head(s).size
         before = auditlog.latest_checkpoint(s)

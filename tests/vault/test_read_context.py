@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
@@ -69,13 +70,15 @@ def test_a_failed_read_records_nothing(vault: Vault) -> None:
     assert _events(vault, "test.read") == 0
 
 
-def test_a_slow_report_does_not_wait_for_a_writer(vault: Vault) -> None:
-    """The readiness report reads while another transaction holds the write path (the group
-    commit's mutex; on SQLite the database's write lock too)."""
-    with vault.ctx() as ctx:
-        clients.add_client(ctx, "Acme")
-        secrets.add_secret(ctx, "Acme", title="Router", value="r0uter-pass")
-    holding, release = threading.Event(), threading.Event()
+def _read_beside_a_writer(
+    vault: Vault, read: Callable[[], None], read_done: threading.Event, what: str
+) -> None:
+    """Run ``read`` - a read_context that sets ``read_done`` once its reads are done, inside
+    its block - while another transaction holds the write path (the group commit's mutex; on
+    SQLite the database's write lock too). Its reads must finish meanwhile; the end of its
+    block (recording its events, storing what it deferred) waits for the writer. Returns once
+    both have ended."""
+    holding, release, exited = threading.Event(), threading.Event(), threading.Event()
 
     def writer() -> None:
         with vault.ctx() as ctx:
@@ -83,34 +86,41 @@ def test_a_slow_report_does_not_wait_for_a_writer(vault: Vault) -> None:
             holding.set()
             release.wait(30)
 
+    def reader() -> None:
+        read()
+        exited.set()
+
     thread = threading.Thread(target=writer)
     thread.start()
     try:
         assert holding.wait(10)
-        done = threading.Event()
-        found: list[int] = []
-
-        def report() -> None:
-            with vault.store.read_context("operator:test", vault.keys) as ctx:
-                found.append(readiness.readiness(ctx, "Acme").score)
-            done.set()
-
-        reader = threading.Thread(target=report)
-        reader.start()
-        # the report's read finishes while the writer still holds; only recording its event
-        # waits for the write path
-        deadline = threading.Event()
-        for _ in range(100):
-            if found:
-                break
-            deadline.wait(0.05)
-        assert found, "the report's reads waited for the writer"
-        assert not done.is_set()  # its event is not recorded until the writer lets go
+        other = threading.Thread(target=reader)
+        other.start()
+        assert read_done.wait(5), f"{what} waited for the writer"
+        assert not exited.is_set()  # what it writes waits until the writer lets go
     finally:
         release.set()
         thread.join()
-    reader.join(30)
-    assert done.is_set() and _events(vault, "report.readiness") == 1
+    other.join(30)
+    assert exited.is_set()
+
+
+def test_a_slow_report_does_not_wait_for_a_writer(vault: Vault) -> None:
+    """The readiness report reads while another transaction holds the write path; only
+    recording its event waits for it."""
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Acme")
+        secrets.add_secret(ctx, "Acme", title="Router", value="r0uter-pass")
+    found: list[int] = []
+    read = threading.Event()
+
+    def report() -> None:
+        with vault.store.read_context("operator:test", vault.keys) as ctx:
+            found.append(readiness.readiness(ctx, "Acme").score)
+            read.set()
+
+    _read_beside_a_writer(vault, report, read, "the report's reads")
+    assert found and _events(vault, "report.readiness") == 1
 
 
 def test_a_checkpoint_signed_in_a_read_is_stored_right_after_it(vault: Vault) -> None:
@@ -145,36 +155,15 @@ def test_a_log_export_does_not_wait_for_a_writer(vault: Vault) -> None:
     path; only storing its fresh checkpoint waits for it."""
     with vault.ctx() as ctx:
         clients.add_client(ctx, "Acme")
-    holding, release = threading.Event(), threading.Event()
-
-    def writer() -> None:
-        with vault.ctx() as ctx:
-            clients.add_client(ctx, "Beta")
-            holding.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=writer)
-    thread.start()
     exported = io.BytesIO()
-    written, done = threading.Event(), threading.Event()
+    written = threading.Event()
 
     def export() -> None:
         with vault.store.read_context("operator:test", vault.keys) as ctx:
             auditlog.export_jsonl(ctx, exported, logviews.event_filter(ctx))
             written.set()
-        done.set()
 
-    try:
-        assert holding.wait(10)
-        reader = threading.Thread(target=export)
-        reader.start()
-        assert written.wait(5), "the log export waited for the writer"
-        assert not done.is_set()  # its checkpoint is stored once the writer lets go
-    finally:
-        release.set()
-        thread.join()
-    reader.join(30)
-    assert done.is_set()
+    _read_beside_a_writer(vault, export, written, "the log export")
     header, *lines = exported.getvalue().splitlines()
     assert b'"size":1' in header or b'"size": 1' in header, header
     with vault.store.read_session() as s, s.begin():
