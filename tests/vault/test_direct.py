@@ -265,3 +265,26 @@ def test_units_after_a_failed_one_in_the_same_batch_keep_their_writes(
             "Kept",
         )
         assert secret.kind != "nested"
+
+
+def test_a_postgresql_read_reuses_the_connection_returned_last(
+    request: pytest.FixtureRequest,
+) -> None:
+    """The server's pool hands out the connection given back last (LIFO): a process's short
+    reads keep a few PostgreSQL backends busy instead of waking every pooled one in turn."""
+    from tests.conftest import fresh_pg_schema
+    from vault.db.engine import make_engine
+
+    backend = "SELECT pg_backend_pid()"
+    with fresh_pg_schema(request, "pool") as url:
+        engine = make_engine(url)
+        try:
+            with engine.connect() as first, engine.connect() as second:
+                first_pid = first.exec_driver_sql(backend).scalar()
+                second_pid = second.exec_driver_sql(backend).scalar()
+            # `second` went back to the pool first, `first` last
+            assert first_pid != second_pid
+            with engine.connect() as again:
+                assert again.exec_driver_sql(backend).scalar() == first_pid
+        finally:
+            engine.dispose()

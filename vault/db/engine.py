@@ -54,7 +54,10 @@ def make_engine(url: str, *, create_dirs: bool = False, read_only: bool = False)
     # returned, and a new PostgreSQL connection costs milliseconds (a backend process).
     # No pre-ping (a round trip per checkout, two per request): a connection that died with
     # a server restart fails one statement, and SQLAlchemy then invalidates the whole pool.
-    kwargs.update(pool_size=SERVER_POOL_SIZE, max_overflow=8, pool_recycle=3600)
+    # Last in, first out: a request's short read takes the connection returned last, so a
+    # process keeps a few backends busy and warm instead of waking each of its pooled ones in
+    # turn (less of PostgreSQL's CPU per request; docs/benchmarks.md, session 12).
+    kwargs.update(pool_size=SERVER_POOL_SIZE, max_overflow=8, pool_recycle=3600, pool_use_lifo=True)
     return create_engine(url, **kwargs)
 
 
