@@ -83,14 +83,25 @@ def open_store() -> Store:
     return Store.open(settings())
 
 
-def prompt_hidden(label: str) -> str:
+def prompt_hidden(label: str, *, instead: str | None = None) -> str:
+    """Ask for a hidden value on the terminal. With no terminal, fail with one line that names
+    ``instead``: how to give the value without one (an option, a variable)."""
     if not sys.stdin.isatty():
-        from vault.errors import UnsealError
+        from vault.errors import InvalidInput
 
-        raise UnsealError(
-            f"{label.lower()} needed: no terminal to ask on (set CUSTODY_UNSEAL_FILE)"
-        )
+        hint = f" ({instead})" if instead else ""
+        raise InvalidInput(f"{label.lower()} needed: no terminal to ask on{hint}")
     return click.prompt(label, hide_input=True, err=True)
+
+
+def _unseal_prompt(label: str) -> str:
+    """The unseal passphrase or a share, from the terminal; without one, an UnsealError."""
+    from vault.errors import InvalidInput, UnsealError
+
+    try:
+        return prompt_hidden(label, instead="set CUSTODY_UNSEAL_FILE")
+    except InvalidInput as exc:
+        raise UnsealError(exc.message) from None
 
 
 def agent_socket() -> str | None:
@@ -151,7 +162,7 @@ def unseal(store: Store) -> KeyRing:
     from vault.store import unseal_secret_from
 
     meta = store.meta()
-    secret = unseal_secret_from(meta, store.settings, env=dict(os.environ), prompt=prompt_hidden)
+    secret = unseal_secret_from(meta, store.settings, env=dict(os.environ), prompt=_unseal_prompt)
     return store.unseal(secret)
 
 

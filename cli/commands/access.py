@@ -69,7 +69,7 @@ def user_add(
 def _new_password() -> str:
     from vault.errors import InvalidInput
 
-    first = prompt_hidden("Initial password")
+    first = prompt_hidden("Initial password", instead="use --password-stdin")
     if first != prompt_hidden("Repeat the password"):
         raise InvalidInput("the two passwords differ", field="password")
     return first

@@ -327,7 +327,9 @@ def load_identities(path: Path) -> list[Any]:
     except OSError as exc:
         raise MalformedIdentity(f"cannot read {path}: {exc.strerror}", field="identity") from None
     if data.lstrip().startswith(ENCRYPTED_PREFIXES):
-        passphrase = _identity_passphrase_from_env() or prompt_hidden(f"Passphrase for {path.name}")
+        passphrase = _identity_passphrase_from_env() or prompt_hidden(
+            f"Passphrase for {path.name}", instead="set CUSTODY_IDENTITY_PASSPHRASE_FILE"
+        )
         try:
             data = age.decrypt(data, [age.ScryptIdentity(passphrase)])
         except AgeError:

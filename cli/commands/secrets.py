@@ -37,7 +37,7 @@ def secret_group() -> None:
 def _read_value(password_stdin: bool, label: str = "Secret value") -> str:
     if password_stdin:
         return read_value_from_stdin()
-    value = prompt_hidden(label)
+    value = prompt_hidden(label, instead="use --password-stdin")
     if value != prompt_hidden("Repeat the value"):
         from vault.errors import InvalidInput
 

@@ -35,7 +35,11 @@ def login(username: str, password_stdin: bool, totp_code: str | None) -> None:
     server = Remote(url, token="")
     from cli.common import read_value_from_stdin
 
-    password = read_value_from_stdin() if password_stdin else prompt_hidden("Password")
+    password = (
+        read_value_from_stdin()
+        if password_stdin
+        else prompt_hidden("Password", instead="use --password-stdin")
+    )
     code = totp_code
     if code is None:
         code = click.prompt(

@@ -97,7 +97,7 @@ def _new_passphrase(conf: object) -> str:
         return read_secret_file(os.environ["CUSTODY_UNSEAL_FILE"], "CUSTODY_UNSEAL_FILE")
     if os.environ.get("CUSTODY_UNSEAL_PASSPHRASE"):
         return os.environ["CUSTODY_UNSEAL_PASSPHRASE"]
-    first = prompt_hidden("New unseal passphrase")
+    first = prompt_hidden("New unseal passphrase", instead="set CUSTODY_UNSEAL_PASSPHRASE")
     second = prompt_hidden("Repeat the passphrase")
     if first != second:
         from vault.errors import InvalidInput

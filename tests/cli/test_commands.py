@@ -114,6 +114,28 @@ def test_bad_input_exits_2_with_one_line(
     one_line_error(initialized(*args), needle)
 
 
+def test_a_prompt_without_a_terminal_names_the_way_around_it(
+    initialized: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Each hidden prompt, with no terminal to ask on, fails with one line naming the option or
+    variable that gives the value instead (not the unseal file for every one)."""
+    ok(initialized("client", "add", "Acme"))
+    one_line_error(
+        initialized("secret", "add", "Acme", "--title", "Router"), "use --password-stdin"
+    )
+    locked = tmp_path / "escrow.age"
+    identity = str(age.X25519Identity.generate()).encode()
+    locked.write_bytes(age.encrypt(identity, [age.ScryptRecipient("pass 123456", work_factor=10)]))
+    db = tmp_path / "none.db"
+    db.write_bytes(b"")
+    one_line_error(
+        initialized("recover", "--db", str(db), "--identity", str(locked), "--client", "Acme"),
+        "set CUSTODY_IDENTITY_PASSPHRASE_FILE",
+    )
+    monkeypatch.delenv("CUSTODY_UNSEAL_PASSPHRASE")
+    one_line_error(initialized("unseal", "--check"), "(set CUSTODY_UNSEAL_FILE)")
+
+
 def test_inventory_commands(initialized: Run) -> None:
     run = initialized
     ok(run("client", "add", "Acme"))
