@@ -65,6 +65,45 @@ def write_text_file(path: Path, text: str) -> None:
         out.write(text.encode("utf-8"))
 
 
+kdbx_passphrase_option = click.option(
+    "--kdbx-passphrase-file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="File holding the KDBX passphrase (otherwise asked for).",
+)
+kdbx_keyfile_option = click.option(
+    "--kdbx-keyfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A key file protecting the KDBX (with or instead of a passphrase).",
+)
+
+
+def kdbx_protection(
+    fmt: str, passphrase_file: str | None, keyfile: Path | None
+) -> tuple[str | None, bytes | None]:
+    """The passphrase and key file bytes protecting a KDBX file (the passphrase asked for
+    twice when neither option gives one); other formats take neither option."""
+    from cli.common import prompt_hidden, read_secret_file
+    from vault.errors import InvalidInput
+
+    if fmt != "kdbx":
+        if passphrase_file is not None or keyfile is not None:
+            raise InvalidInput("--kdbx-passphrase-file and --kdbx-keyfile are for --format kdbx")
+        return None, None
+    passphrase = None
+    key_data = keyfile.read_bytes() if keyfile is not None else None
+    if passphrase_file is not None:
+        passphrase = read_secret_file(passphrase_file, "--kdbx-passphrase-file")
+    elif key_data is None:
+        passphrase = prompt_hidden(
+            "Passphrase for the KDBX file", instead="use --kdbx-passphrase-file"
+        )
+        if prompt_hidden("Repeat it") != passphrase:
+            raise InvalidInput("the two passphrases differ", field="kdbx_passphrase")
+    if passphrase is not None and not passphrase:
+        raise InvalidInput("the KDBX passphrase must not be empty", field="kdbx_passphrase")
+    return passphrase, key_data
+
+
 @click.command("export")
 @click.argument("client")
 @click.option(
@@ -83,16 +122,8 @@ def write_text_file(path: Path, text: str) -> None:
     help="age-json: the escrow bundle; kdbx, bitwarden-json, csv: for another tool.",
 )
 @click.option("--history", is_flag=True, help="Include every earlier version of each secret.")
-@click.option(
-    "--kdbx-passphrase-file",
-    type=click.Path(exists=True, dir_okay=False),
-    help="File holding the KDBX passphrase (otherwise asked for).",
-)
-@click.option(
-    "--kdbx-keyfile",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="A key file protecting the KDBX (with or instead of a passphrase).",
-)
+@kdbx_passphrase_option
+@kdbx_keyfile_option
 @json_option
 def export_command(
     client: str,
@@ -211,33 +242,11 @@ def _export_portable(
     passphrase_file: str | None,
     keyfile: Path | None,
 ) -> dict[str, Any]:
-    from cli.common import (
-        local_only,
-        open_store,
-        operator_actor,
-        prompt_hidden,
-        read_secret_file,
-        unseal,
-    )
-    from vault.errors import InvalidInput
+    from cli.common import local_only, open_store, operator_actor, unseal
     from vault.services import export
 
     local_only(f"custody export --format {fmt}")
-    passphrase = None
-    key_data = None
-    if fmt == "kdbx":
-        if keyfile is not None:
-            key_data = keyfile.read_bytes()
-        if passphrase_file is not None:
-            passphrase = read_secret_file(passphrase_file, "--kdbx-passphrase-file")
-        elif key_data is None:
-            passphrase = prompt_hidden("Passphrase for the KDBX file")
-            if prompt_hidden("Repeat it") != passphrase:
-                raise InvalidInput("the two passphrases differ", field="kdbx_passphrase")
-        if passphrase is not None and not passphrase:
-            raise InvalidInput("the KDBX passphrase must not be empty", field="kdbx_passphrase")
-    elif passphrase_file is not None or keyfile is not None:
-        raise InvalidInput("--kdbx-passphrase-file and --kdbx-keyfile are for --format kdbx")
+    passphrase, key_data = kdbx_protection(fmt, passphrase_file, keyfile)
     store = open_store()
     try:
         keys = unseal(store)

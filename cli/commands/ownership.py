@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import click
 
+from cli.commands.export import kdbx_keyfile_option, kdbx_passphrase_option, kdbx_protection
 from cli.common import (
     json_option,
     local_context,
@@ -182,6 +182,45 @@ def _verify(
         raise Finding(f"{bundle.name}: {exc.message}") from None
 
 
+def _open_bundle(
+    bundle: Path,
+    identity_file: Path,
+    manifest: Path | None,
+    key: str | None,
+    allow_unsigned: bool,
+    *,
+    manifest_optional: bool = False,
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """What `verify` establishes (None when ``manifest_optional`` and there is no manifest),
+    and the bundle's content: the identity loaded once (an encrypted one asks for its
+    passphrase once) and the bundle decrypted once."""
+    from cli.commands.clients import load_identities
+    from cli.common import Finding
+    from vault.errors import InvalidInput, VerificationFailed
+    from vault.formats.bundle import open_bundle, read_content
+
+    try:
+        text: str | None = _manifest_for(bundle, manifest)
+    except InvalidInput:
+        if manifest is not None or not manifest_optional:
+            raise
+        text = None
+    identities = load_identities(identity_file)
+    with bundle.open("rb") as fh:
+        if text is None:
+            try:
+                return None, read_content(fh, identities)
+            except VerificationFailed as exc:  # nothing to verify against: bad input
+                raise InvalidInput(f"{bundle.name}: {exc.message}", field="bundle") from None
+        try:
+            verified, content = open_bundle(
+                fh, text, identities, verifier_key=_pinned_key(key), allow_unsigned=allow_unsigned
+            )
+        except VerificationFailed as exc:
+            raise Finding(f"{bundle.name}: {exc.message}") from None
+    return verified.as_dict(), content
+
+
 _bundle_argument = click.argument(
     "bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
@@ -277,34 +316,13 @@ def takeover_open(
     runbook holds no password), and what to change first.
 
     The bundle is checked against its manifest first when there is one (as `verify` does)."""
-    import json
-
-    from cli.commands.clients import load_identities
     from cli.commands.export import write_text_file
-    from vault.crypto import age
-    from vault.errors import AgeError, InvalidInput
+    from vault.errors import InvalidInput
     from vault.formats.runbook import render
 
-    verification = None
-    try:
-        _manifest_for(bundle, manifest)
-        has_manifest = True
-    except InvalidInput:
-        if manifest is not None:
-            raise
-        has_manifest = False
-    if has_manifest:
-        verification = _verify(bundle, identity_file, manifest, key, allow_unsigned).as_dict()
-    identities = load_identities(identity_file)
-    try:
-        with bundle.open("rb") as fh:
-            content = json.loads(b"".join(age.decrypt_from(fh, identities)))
-    except AgeError as exc:
-        raise InvalidInput(f"{bundle.name} does not decrypt with that identity: {exc}") from None
-    except ValueError:
-        raise InvalidInput(f"{bundle.name} does not hold a Custody export") from None
-    if not isinstance(content, dict) or content.get("format") != "custody-export/v1":
-        raise InvalidInput(f"{bundle.name} does not hold a custody-export/v1 document")
+    verification, content = _open_bundle(
+        bundle, identity_file, manifest, key, allow_unsigned, manifest_optional=True
+    )
     html, markdown = render(content, verification=verification)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -315,6 +333,80 @@ def takeover_open(
     click.echo(f"runbook for {content['client']['name']} -> {out_dir}/runbook.html, runbook.md")
     if verification is None:
         click.echo("custody: warning: no manifest found: the bundle was not verified", err=True)
+
+
+@takeover_group.command("convert")
+@_bundle_argument
+@_identity_option
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    type=click.Choice(["kdbx", "bitwarden-json", "csv"]),
+    help="kdbx: KeePass / KeePassXC; bitwarden-json and csv: plain text, for importing.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The file to write (mode 0600; replaced only once it is whole).",
+)
+@kdbx_passphrase_option
+@kdbx_keyfile_option
+@_manifest_option
+@_key_option
+@_unsigned_option
+@json_option
+def takeover_convert(
+    bundle: Path,
+    identity_file: Path,
+    fmt: str,
+    out_path: Path,
+    kdbx_passphrase_file: str | None,
+    kdbx_keyfile: Path | None,
+    manifest: Path | None,
+    key: str | None,
+    allow_unsigned: bool,
+    as_json: bool,
+) -> None:
+    """Write a bundle's secrets for another password manager - a KeePass file, or Bitwarden
+    JSON or CSV to import - with only the client's identity: no vault, no server.
+
+    The bundle is verified against its manifest first, as `verify` does (a bundle with no
+    manifest is refused: pass --manifest). Logins carry their TOTP seeds; a secret that opens
+    a vendor account sits in the group Vendors/<vendor>, any other in a group per kind."""
+    from cli.commands.export import atomic_output
+    from vault.services.export import write_bundle_portable
+
+    passphrase, key_data = kdbx_protection(fmt, kdbx_passphrase_file, kdbx_keyfile)
+    verification, content = _open_bundle(bundle, identity_file, manifest, key, allow_unsigned)
+    assert verification is not None  # a manifest is required here
+    with atomic_output(out_path) as out:
+        written = write_bundle_portable(content, fmt, out, passphrase=passphrase, keyfile=key_data)
+    summary = {
+        "client": verification["client"],
+        "format": fmt,
+        "entries": written,
+        "out": str(out_path),
+        "verification": verification,
+    }
+    if as_json:
+        print_json(summary)
+        return
+    click.echo(
+        f"{written} entries of {verification['client']['name']} -> {out_path} ({fmt}); "
+        f"bundle {verification['signature']}"
+        + (", key pinned" if verification["key_pinned"] else "")
+    )
+    for warning in verification["warnings"]:
+        click.echo(f"custody: warning: {warning}", err=True)
+    if fmt != "kdbx":
+        click.echo(
+            f"custody: warning: {out_path.name} holds every password in plain text: import "
+            "it, then delete it",
+            err=True,
+        )
 
 
 @takeover_group.command("offline")
@@ -449,20 +541,12 @@ def takeover_adopt(
     For a new consultancy taking the client on, or a client running its own vault. The bundle
     is verified against its manifest first; it is opened here, with the client's identity,
     which never leaves this machine. Local store only."""
-    import json as _json
 
     from cli.common import local_only, open_store, operator_actor, unseal
-    from vault.formats.bundle import decrypt_content
     from vault.services import adopt
 
     local_only("takeover adopt")
-    _verify(bundle, identity_file, manifest, key, allow_unsigned)
-    from cli.commands.clients import load_identities
-
-    spool = io.BytesIO()
-    with bundle.open("rb") as fh:
-        decrypt_content(fh, load_identities(identity_file), spool)
-    content = _json.loads(spool.getvalue())
+    _verification, content = _open_bundle(bundle, identity_file, manifest, key, allow_unsigned)
     store = open_store()
     try:
         keys = unseal(store)

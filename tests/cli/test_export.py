@@ -267,3 +267,244 @@ def test_adopt_the_bundle_into_a_new_vault(
     assert got.code == 0 and got.out.strip() == VALUE
     again = run("takeover", "adopt", str(bundle), "--identity", str(identity))
     assert again.code == 2 and "already exists" in again.err
+
+
+def _bundle_and_key(run: Run, tmp_path: Path, *extra: str) -> tuple[Path, str]:
+    bundle = tmp_path / "acme.age"
+    done = run("export", "Acme", "--out", str(bundle), *extra)
+    assert done.code == 0, done.err
+    return bundle, _key(run)
+
+
+def test_takeover_convert_writes_a_keepass_file_from_the_bundle(
+    acme: tuple[Run, Path], tmp_path: Path
+) -> None:
+    """The client moves into KeePass with its bundle and its own key: no vault, no server.
+    The file holds every secret with its value, in the group the vault's own KDBX export
+    uses, and only the client's KDBX passphrase opens it."""
+    from pykeepass import PyKeePass
+
+    run, identity = acme
+    added = run(
+        "secret",
+        "add",
+        "Acme",
+        "--title",
+        "Gandi",
+        "--kind",
+        "api-key",
+        "--password-stdin",
+        input="gandi-" + VALUE,
+    )
+    assert added.code == 0, added.err
+    assert run("secret", "link", "Acme", "Gandi", "--vendor", "Gandi").code == 0
+    bundle, key = _bundle_and_key(run, tmp_path)
+    pass_file = tmp_path / "kdbx-pass"
+    pass_file.write_text("kx convert pass\n")
+    out = tmp_path / "moved" / "acme.kdbx"
+    out.parent.mkdir()
+    done = run(
+        "takeover",
+        "convert",
+        str(bundle),
+        "--identity",
+        str(identity),
+        "--format",
+        "kdbx",
+        "--out",
+        str(out),
+        "--kdbx-passphrase-file",
+        str(pass_file),
+        "--key",
+        key,
+        "--json",
+    )
+    assert done.code == 0, done.err
+    summary = json.loads(done.out)
+    assert summary["entries"] == 2 and summary["format"] == "kdbx"
+    assert summary["verification"]["key_pinned"] is True
+    assert VALUE not in done.out + done.err
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert [p.name for p in out.parent.iterdir()] == ["acme.kdbx"]  # no temporary file left
+    kp = PyKeePass(str(out), password="kx convert pass")
+    entries = {e.title: e for e in kp.entries}
+    assert entries["Router"].password == VALUE
+    assert entries["Gandi"].password == "gandi-" + VALUE
+    assert entries["Gandi"].group.path == ["Vendors", "Gandi"]
+    with pytest.raises(Exception):  # noqa: B017 - pykeepass's own error for a wrong key
+        PyKeePass(str(out), password="not the passphrase")
+
+
+def test_takeover_convert_to_plain_text_formats_warns(
+    acme: tuple[Run, Path], tmp_path: Path
+) -> None:
+    run, identity = acme
+    bundle, key = _bundle_and_key(run, tmp_path)
+    csv_out = tmp_path / "acme.csv"
+    done = run(
+        "takeover",
+        "convert",
+        str(bundle),
+        "--identity",
+        str(identity),
+        "--format",
+        "csv",
+        "--out",
+        str(csv_out),
+        "--key",
+        key,
+    )
+    assert done.code == 0, done.err
+    assert done.out.startswith("1 entries of Acme -> ") and "key pinned" in done.out
+    assert "plain text" in done.err and VALUE not in done.out + done.err
+    assert VALUE in csv_out.read_text() and stat.S_IMODE(csv_out.stat().st_mode) == 0o600
+    bw_out = tmp_path / "acme.json"
+    done = run(
+        "takeover",
+        "convert",
+        str(bundle),
+        "--identity",
+        str(identity),
+        "--format",
+        "bitwarden-json",
+        "--out",
+        str(bw_out),
+    )
+    assert done.code == 0, done.err
+    assert "pin the vault's key" in done.err  # no --key: the bundle's own key, and a warning
+    items = json.loads(bw_out.read_text())["items"]
+    assert [(i["name"], i["login"]["password"]) for i in items] == [("Router", VALUE)]
+
+
+@pytest.mark.interop
+def test_takeover_convert_kdbx_opens_in_keepassxc(acme: tuple[Run, Path], tmp_path: Path) -> None:
+    """The converted file, opened by Debian's keepassxc-cli."""
+    from tests.interop import require_tool
+
+    kxc = require_tool("keepassxc-cli")
+    run, identity = acme
+    bundle, key = _bundle_and_key(run, tmp_path, "--history")
+    pass_file = tmp_path / "kdbx-pass"
+    pass_file.write_text("kx convert pass")
+    out = tmp_path / "acme.kdbx"
+    done = run(
+        "takeover",
+        "convert",
+        str(bundle),
+        "--identity",
+        str(identity),
+        "--format",
+        "kdbx",
+        "--out",
+        str(out),
+        "--kdbx-passphrase-file",
+        str(pass_file),
+        "--key",
+        key,
+    )
+    assert done.code == 0, done.err
+    shown = subprocess.run(
+        [kxc, "show", "-s", "-a", "Password", str(out), "Logins/Router"],
+        input=b"kx convert pass\n",
+        capture_output=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.decode().strip().splitlines()[-1] == VALUE
+
+
+def test_takeover_convert_refusals_write_nothing(acme: tuple[Run, Path], tmp_path: Path) -> None:
+    run, identity = acme
+    bundle, key = _bundle_and_key(run, tmp_path)
+    out = tmp_path / "acme.csv"
+    out.write_text("kept\n")
+    base = ["takeover", "convert", str(bundle), "--identity", str(identity), "--out", str(out)]
+
+    def refused(*args: str) -> str:
+        result = run(*base, *args)
+        assert result.code in (1, 2) and result.err.count("\n") == 1, result
+        assert VALUE not in result.out + result.err
+        assert out.read_text() == "kept\n" and list(tmp_path.glob(".acme.csv.*")) == []
+        return f"{result.code} {result.err}"
+
+    keyfile = tmp_path / "k"
+    keyfile.write_bytes(b"key")
+    assert refused("--format", "csv", "--kdbx-keyfile", str(keyfile)).startswith("2 ")
+    # KDBX with no passphrase given and no terminal to ask on: the option to use is named
+    assert "--kdbx-passphrase-file" in refused("--format", "kdbx")
+    other = tmp_path / "other.txt"
+    other.write_text(f"{age.X25519Identity.generate()}\n")
+    wrong = run(
+        "takeover",
+        "convert",
+        str(bundle),
+        "--identity",
+        str(other),
+        "--format",
+        "csv",
+        "--out",
+        str(out),
+    )
+    assert wrong.code == 1 and "not encrypted to any of the given identities" in wrong.err
+    manifest = tmp_path / "acme.age.manifest"
+    text = manifest.read_text()
+    manifest.write_text(text.replace("count secrets 1", "count secrets 9"))
+    assert refused("--format", "csv").startswith("1 custody: FAILED")
+    manifest.unlink()  # converting asks for a verified bundle
+    assert "manifest" in refused("--format", "csv")
+    assert out.read_text() == "kept\n"
+
+
+def test_an_encrypted_identity_is_asked_for_once(
+    acme: tuple[Run, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`takeover open`, `convert` and `adopt` check the bundle, then use it: one passphrase
+    prompt for the identity, not one per step."""
+    import cli.commands.clients
+
+    run, plain = acme
+    bundle, key = _bundle_and_key(run, tmp_path)
+    identity_text = plain.read_bytes()
+    locked = tmp_path / "acme-escrow.age"
+    locked.write_bytes(
+        age.encrypt(identity_text, [age.ScryptRecipient("id pass 123456", work_factor=10)])
+    )
+    asked: list[str] = []
+
+    def prompt(label: str, **_kw: object) -> str:
+        asked.append(label)
+        return "id pass 123456"
+
+    monkeypatch.setattr(cli.commands.clients, "prompt_hidden", prompt)
+    opened = run(
+        "takeover",
+        "open",
+        str(bundle),
+        "--identity",
+        str(locked),
+        "--out",
+        str(tmp_path / "kit"),
+        "--key",
+        key,
+    )
+    assert opened.code == 0, opened.err
+    assert asked == ["Passphrase for acme-escrow.age"]
+    pass_file = tmp_path / "kdbx-pass"
+    pass_file.write_text("kx pass")
+    converted = run(
+        "takeover",
+        "convert",
+        str(bundle),
+        "--identity",
+        str(locked),
+        "--format",
+        "kdbx",
+        "--out",
+        str(tmp_path / "a.kdbx"),
+        "--kdbx-passphrase-file",
+        str(pass_file),
+        "--key",
+        key,
+    )
+    assert converted.code == 0, converted.err
+    assert len(asked) == 2

@@ -306,6 +306,22 @@ def verify_bundle(
     relied on) against the verifier key the bundle itself carries, which proves integrity but
     not origin: the result says ``key_pinned: False`` and warns.
     """
+    verified, _content = open_bundle(
+        bundle, manifest, identities, verifier_key=verifier_key, allow_unsigned=allow_unsigned
+    )
+    return verified
+
+
+def open_bundle(
+    bundle: BinaryIO,
+    manifest: str | bytes,
+    identities: Sequence[age.Identity],
+    *,
+    verifier_key: str | None = None,
+    allow_unsigned: bool = False,
+) -> tuple[VerifiedBundle, dict[str, Any]]:
+    """:func:`verify_bundle`, and the content it verified: for a command that goes on to use
+    the records (a runbook, a KeePass file, an adoption), decrypted once."""
     text, signed = split_manifest(manifest)
     parsed = Manifest.parse_text(text)
     if parsed.format != FORMAT:
@@ -329,15 +345,35 @@ def verify_bundle(
         sha256, size = decrypt_content(bundle, identities, spool)
         if pinned is not None or not signed:
             _check_digest(parsed, sha256, size)
-        spool.seek(0)
-        try:
-            content = json.load(spool)
-        except (ValueError, UnicodeDecodeError):
-            content = None
-    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        content = _parsed_content(spool)
+    if content is None:
         _check_digest(parsed, sha256, size)
         raise VerificationFailed("content", f"the decrypted content is not {FORMAT} JSON")
-    return _check_content(content, parsed, full, signed, pinned, (sha256, size))
+    verified = _check_content(content, parsed, full, signed, pinned, (sha256, size))
+    return verified, content
+
+
+def read_content(bundle: BinaryIO, identities: Sequence[age.Identity]) -> dict[str, Any]:
+    """A bundle's content with no manifest to check it against: decrypted and parsed, nothing
+    more (the caller says that nothing was verified)."""
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        decrypt_content(bundle, identities, spool)
+        content = _parsed_content(spool)
+    if content is None:
+        raise VerificationFailed("content", f"the decrypted content is not {FORMAT} JSON")
+    return content
+
+
+def _parsed_content(spool: IO[bytes]) -> dict[str, Any] | None:
+    """The JSON document in ``spool`` when it is a custody-export/v1 one, else None."""
+    spool.seek(0)
+    try:
+        content = json.load(spool)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(content, dict) or content.get("format") != FORMAT:
+        return None
+    return content
 
 
 def _check_digest(parsed: Manifest, sha256: str, size: int) -> None:

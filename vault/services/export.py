@@ -290,6 +290,53 @@ def export_portable(
     return result
 
 
+def write_bundle_portable(
+    content: dict[str, Any],
+    fmt: str,
+    out: BinaryIO,
+    *,
+    passphrase: str | None = None,
+    keyfile: bytes | None = None,
+) -> int:
+    """A decrypted bundle's secrets in another tool's format (``custody takeover convert``):
+    what :func:`export_portable` writes from the vault, written from the bundle alone, with
+    no vault, passphrase or server - the client moving into KeePass with only its own key.
+    Returns the number of entries written."""
+    if fmt not in FORMATS or fmt == "age-json":
+        raise InvalidInput(f"format must be one of {', '.join(FORMATS[1:])}", field="format")
+    records = content.get("secrets")
+    if not isinstance(records, list):
+        raise InvalidInput("the bundle holds no list of secrets", field="bundle")
+    items = [_bundle_item(index, record) for index, record in enumerate(records)]
+    count: int = _format_writer(fmt)(fmt, items, out, passphrase=passphrase, keyfile=keyfile)
+    return count
+
+
+def _bundle_item(index: int, record: Any) -> PortableItem:
+    """One secret record of a bundle (its times as RFC 3339 text) as a PortableItem."""
+    try:
+        history = [
+            {**v, "created_at": _bundle_time(v["created_at"])} for v in record.get("history") or []
+        ]
+        return portable_item(
+            {
+                **record,
+                "created_at": _bundle_time(record["created_at"]),
+                "updated_at": _bundle_time(record["updated_at"]),
+                "history": history,
+            }
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        # the record's own text is not quoted: it may hold a value
+        raise InvalidInput(
+            f"secret {index + 1} of the bundle is not a custody-export/v1 record", field="bundle"
+        ) from None
+
+
+def _bundle_time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
 def _format_writer(fmt: str) -> Callable[..., Any]:
     """A writer of ``fmt`` to a binary stream: :func:`vault.formats.writers.write` writes a
     private file (pykeepass saves to a path), which is then copied into the stream; a key file
