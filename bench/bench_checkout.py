@@ -45,6 +45,8 @@ import httpx  # noqa: E402
 from bench.common import PASSPHRASE, bench_settings, workdir  # noqa: E402
 from tests.server import children_of, cpu_seconds, free_port  # noqa: E402
 
+REPO = Path(__file__).resolve().parent.parent
+
 
 def setup_vault(url: str, clients_n: int) -> tuple[str, list[str], list[str]]:
     from vault.keys import UnsealSecret
@@ -96,7 +98,12 @@ def checkout_wrk_env(client_id: str, secret_ids: list[str], tokens: list[str]) -
 
 
 class Server:
-    def __init__(self, factory: str, env: dict[str, str], workers: int) -> None:
+    """``factory`` served as `custody serve` serves the vault, from this checkout or from
+    ``tree`` (another checkout of the repository: bench/ab_checkout.py)."""
+
+    def __init__(
+        self, factory: str, env: dict[str, str], workers: int, tree: Path | None = None
+    ) -> None:
         import subprocess
 
         self.port = free_port()
@@ -119,7 +126,7 @@ class Server:
                 CPU_AFFINITY,
             ],
             env=full,
-            cwd=str(Path(__file__).resolve().parent.parent),
+            cwd=str(tree or REPO),
         )
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
@@ -410,6 +417,8 @@ class _Target:
     env: dict[str, str]
     script: str
     wrk_env: dict[str, str] | None
+    #: the checkout it is served from (None: this one)
+    tree: Path | None = None
     server: Server | None = None
     slices: list[dict[str, float]] = field(default_factory=list)
 
@@ -480,7 +489,7 @@ def _drive_in_turn(group: list[_Target], args: argparse.Namespace) -> None:
     ``args.slices`` times, rotating the order."""
     try:
         for target in group:
-            target.server = Server(target.factory, target.env, target.workers)
+            target.server = Server(target.factory, target.env, target.workers, target.tree)
         for target in group:
             run_wrk(_url(target), target.script, args.clients, 2, target.wrk_env)  # warm-up
         for index in range(args.slices):
