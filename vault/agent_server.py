@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
@@ -10,9 +11,9 @@ import pwd
 import socket
 import socketserver
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from vault.agent import MAX_MESSAGE, AgentUnavailable, call, peer_uid
 from vault.errors import Conflict, CustodyError, InvalidInput
@@ -325,13 +326,12 @@ def run_operation(store: Store, keys: KeyRing, actor: str, name: str, args: dict
 StoreOperation = Callable[[Store, KeyRing, str, dict[str, Any]], Any]
 
 
-def _client_export(store: Store, keys: KeyRing, actor: str, args: dict[str, Any]) -> Any:
-    """Write a client's age bundle into a file the caller made (``custody export`` with the
-    vault running: no start-up, no unseal per export). The caller - the same OS user, checked
-    on the socket - creates the private temporary file and renames it when this succeeds; the
-    agent only opens that existing regular file, without following a symlink, and fills it."""
-    from vault.services import export
-
+@contextlib.contextmanager
+def _caller_file(args: dict[str, Any]) -> Iterator[BinaryIO]:
+    """The file the caller made for the agent to fill (``path``: absolute), opened for writing
+    without following a symlink, only if it is a regular file of this user; flushed to disk
+    when the block ends. The caller - the same OS user, checked on the socket - creates it
+    private and renames it once the operation succeeds."""
     path = args.get("path")
     if not isinstance(path, str) or not os.path.isabs(path):
         raise InvalidInput("path must be an absolute file name", field="path")
@@ -342,12 +342,56 @@ def _client_export(store: Store, keys: KeyRing, actor: str, args: dict[str, Any]
     with os.fdopen(fd, "wb") as out:
         if not os.path.isfile(path) or os.fstat(out.fileno()).st_uid != os.getuid():
             raise InvalidInput("path must be a regular file of this user", field="path")
+        yield out
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _client_export(store: Store, keys: KeyRing, actor: str, args: dict[str, Any]) -> Any:
+    """Write a client's age bundle into a file the caller made (``custody export`` with the
+    vault running: no start-up, no unseal per export)."""
+    from vault.services import export
+
+    with _caller_file(args) as out:
         result = export.export_client(
             store, keys, actor, str(args.get("client", "")), out, history=bool(args.get("history"))
         )
-        out.flush()
-        os.fsync(out.fileno())
     return {"summary": result.as_dict(), "manifest": result.manifest_text}
+
+
+def _client_export_portable(store: Store, keys: KeyRing, actor: str, args: dict[str, Any]) -> Any:
+    """``custody export --format kdbx|bitwarden-json|csv`` with the vault running: the file for
+    another password manager, written into the file the caller made. The KDBX passphrase and
+    key file come from the caller (the key file's bytes in base64)."""
+    from vault.services import export
+
+    keyfile = _text(args, "keyfile")
+    try:
+        key_data = None if keyfile is None else base64.b64decode(keyfile, validate=True)
+    except ValueError:
+        raise InvalidInput("keyfile must be base64", field="keyfile") from None
+    with _caller_file(args) as out:
+        result = export.export_portable(
+            store,
+            keys,
+            actor,
+            _required_text(args, "client"),
+            _required_text(args, "format"),
+            out,
+            history=_flag(args, "history"),
+            passphrase=_text(args, "passphrase"),
+            keyfile=key_data,
+        )
+    return result.as_dict()
+
+
+def _escrow_run(store: Store, keys: KeyRing, actor: str, args: dict[str, Any]) -> Any:
+    """``custody escrow run`` with the vault running: due takeovers completed, due drops
+    delivered (all of one client's with ``force``), by the agent's keys."""
+    from vault.services import escrow
+
+    results = escrow.run_now(store, keys, client=_text(args, "client"), force=_flag(args, "force"))
+    return [r.as_dict() for r in results]
 
 
 #: sources the agent imports: those read without the caller's terminal or gpg (a pass store
@@ -397,6 +441,8 @@ def _optional_path(args: dict[str, Any], name: str) -> Path | None:
 #: operations that manage their own transactions (they get the store, not a context)
 STORE_OPERATIONS: dict[str, StoreOperation] = {
     "client.export": _client_export,
+    "client.export_portable": _client_export_portable,
+    "escrow.run": _escrow_run,
     "secret.import": _secret_import,
 }
 

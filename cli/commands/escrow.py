@@ -134,21 +134,7 @@ def escrow_run(client: str | None, force: bool, as_json: bool) -> None:
             raise InvalidInput("against a server, name the --client to run now", field="client")
         results = server.call("POST", f"/clients/{server.client_id(client)}/escrow/run")
     else:
-        from vault.services import Principal, clients, escrow, takeover
-
-        store = open_store()
-        try:
-            keys = unseal(store)
-            client_id = None
-            with store.context(Principal.operator("operator:escrow"), keys) as ctx:
-                takeover.complete_due(ctx)
-                if client is not None:
-                    client_id = clients.get_client(ctx, client).id
-            results = [
-                r.as_dict() for r in escrow.run_due(store, keys, client_id=client_id, force=force)
-            ]
-        finally:
-            store.engine.dispose()
+        results = _run_local(client, force)
     if as_json:
         print_json(results)
     elif not results:
@@ -159,6 +145,29 @@ def escrow_run(client: str | None, force: bool, as_json: bool) -> None:
             click.echo(f"{r['target']}: {status}")
     if any(not r["ok"] for r in results):
         raise SystemExit(1)
+
+
+def _run_local(client: str | None, force: bool) -> list[dict[str, Any]]:
+    """The due drops delivered on this host: by the running vault when one answers (it holds
+    the keys: no passphrase), else here after unsealing."""
+    from cli.common import running_agent
+
+    agent = running_agent()
+    if agent is not None:
+        from vault.agent import call
+
+        done: list[dict[str, Any]] = call(
+            agent, "escrow.run", {"client": client, "force": force}, timeout=3600.0
+        )
+        return done
+    from vault.services import escrow
+
+    store = open_store()
+    try:
+        keys = unseal(store)
+        return [r.as_dict() for r in escrow.run_now(store, keys, client=client, force=force)]
+    finally:
+        store.engine.dispose()
 
 
 COMMANDS = [escrow_group]

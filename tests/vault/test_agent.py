@@ -506,3 +506,72 @@ def test_audit_commands_have_the_agent_sign_the_checkpoint_without_the_passphras
     assert main(["audit", "verify", str(out)]) == 0
     assert main(["audit", "checkpoint"]) == 0
     assert capsys.readouterr().out.count("\n") >= 3  # origin, size, root, signature
+
+
+def test_escrow_run_and_other_export_formats_go_through_the_agent_without_the_passphrase(
+    agent: str,
+    vault: Vault,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """With the vault running, `custody escrow run` and `custody export --format
+    kdbx|bitwarden-json|csv` are done by the agent: no passphrase asked, the files written
+    into places the caller made (0600), and nothing left behind when the agent refuses."""
+    from pykeepass import PyKeePass
+
+    from cli.main import main
+    from vault.crypto import age
+    from vault.services import escrow
+
+    identity = age.X25519Identity.generate()
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    with vault.ctx() as ctx:
+        clients.add_recipient(ctx, "Acme", str(identity.recipient))
+        escrow.add_destination(ctx, "Acme", directory=str(drops))
+    _cli_beside_the_agent(monkeypatch, agent, vault)
+    csv_out = tmp_path / "acme.csv"
+    # No passphrase anywhere and no terminal to ask on: without the agent both fail.
+    monkeypatch.setenv("CUSTODY_NO_AGENT", "1")
+    assert main(["escrow", "run", "--client", "Acme", "--force"]) == 2
+    assert main(["export", "Acme", "--format", "csv", "--out", str(csv_out)]) == 2
+    assert "passphrase needed" in capsys.readouterr().err
+    monkeypatch.delenv("CUSTODY_NO_AGENT")
+
+    assert main(["escrow", "run", "--client", "Acme", "--force", "--json"]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["ok"] is True and result["bytes"] > 0
+    [bundle] = [p for p in drops.rglob("*") if p.is_file() and not p.name.endswith(".manifest")]
+    content = json.loads(age.decrypt(bundle.read_bytes(), [identity]))
+    assert [s["value"] for s in content["secrets"]] == ["hunter2"]
+
+    assert main(["export", "Acme", "--format", "csv", "--out", str(csv_out)]) == 0
+    assert "hunter2" in csv_out.read_text() and csv_out.stat().st_mode & 0o777 == 0o600
+    assert "hunter2" not in capsys.readouterr().out
+    pass_file = tmp_path / "kdbx-pass"
+    pass_file.write_text("kdbx pass 1")
+    kdbx = tmp_path / "acme.kdbx"
+    args = ["--format", "kdbx", "--out", str(kdbx), "--kdbx-passphrase-file", str(pass_file)]
+    assert main(["export", "Acme", *args]) == 0
+    entries = PyKeePass(str(kdbx), password="kdbx pass 1").entries
+    assert [(e.title, e.password) for e in entries] == [("Router", "hunter2")]
+    with vault.store.session() as s:
+        formats = s.scalars(
+            select(AuditEvent.detail["format"].as_string()).where(
+                AuditEvent.action == "client.export"
+            )
+        ).all()
+    assert {"csv", "kdbx"} <= set(formats)
+    # a refusal: one line, exit 2, and no file (nor temporary file) left
+    capsys.readouterr()
+    assert main(["export", "Nobody", "--format", "csv", "--out", str(tmp_path / "n.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no client named 'Nobody'" in err
+    assert not list(tmp_path.glob("*n.csv*"))
+    with pytest.raises(Exception, match="keyfile must be base64"):
+        call(
+            agent,
+            "client.export_portable",
+            {"client": "Acme", "format": "kdbx", "path": str(kdbx), "keyfile": "%%"},
+        )

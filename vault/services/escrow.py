@@ -279,6 +279,22 @@ def run_due(
     return results
 
 
+def run_now(
+    store: Any, keys: KeyRing, *, client: str | None = None, force: bool = False
+) -> list[DropResult]:
+    """`custody escrow run` on the vault's host (for cron, or by hand): complete the takeovers
+    whose notice has run out, then deliver the due drops - of ``client`` only when named, and
+    with ``force`` all of its destinations whether due or not - and flag the overdue ones."""
+    from vault.services import takeover
+
+    client_id = None
+    with store.context(Principal.operator("operator:escrow"), keys) as ctx:
+        takeover.complete_due(ctx)
+        if client is not None:
+            client_id = get_client(ctx, client).id
+    return run_due(store, keys, client_id=client_id, force=force)
+
+
 def _deliver_and_record(
     store: Any,
     keys: KeyRing,
