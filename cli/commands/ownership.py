@@ -395,7 +395,8 @@ def takeover_convert(
         print_json(summary)
         return
     click.echo(
-        f"{written} entries of {verification['client']['name']} -> {out_path} ({fmt}); "
+        f"{written} {'entry' if written == 1 else 'entries'} of "
+        f"{verification['client']['name']} -> {out_path} ({fmt}); "
         f"bundle {verification['signature']}"
         + (", key pinned" if verification["key_pinned"] else "")
     )

@@ -355,7 +355,7 @@ def test_takeover_convert_to_plain_text_formats_warns(
         key,
     )
     assert done.code == 0, done.err
-    assert done.out.startswith("1 entries of Acme -> ") and "key pinned" in done.out
+    assert done.out.startswith("1 entry of Acme -> ") and "key pinned" in done.out
     assert "plain text" in done.err and VALUE not in done.out + done.err
     assert VALUE in csv_out.read_text() and stat.S_IMODE(csv_out.stat().st_mode) == 0o600
     bw_out = tmp_path / "acme.json"
