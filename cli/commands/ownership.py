@@ -162,24 +162,9 @@ def _verify(
     key: str | None,
     allow_unsigned: bool,
 ) -> Any:
-    from cli.commands.clients import load_identities
-    from cli.common import Finding
-    from vault.errors import VerificationFailed
-    from vault.formats.bundle import verify_bundle
-
-    identities = load_identities(identity_file)
-    text = _manifest_for(bundle, manifest)
-    try:
-        with bundle.open("rb") as fh:
-            return verify_bundle(
-                fh,
-                text,
-                identities,
-                verifier_key=_pinned_key(key),
-                allow_unsigned=allow_unsigned,
-            )
-    except VerificationFailed as exc:
-        raise Finding(f"{bundle.name}: {exc.message}") from None
+    """What `verify` establishes (a VerifiedBundle); a failed check is a Finding (exit 1)."""
+    verified, _content = _open_bundle(bundle, identity_file, manifest, key, allow_unsigned)
+    return verified
 
 
 def _open_bundle(
@@ -190,8 +175,9 @@ def _open_bundle(
     allow_unsigned: bool,
     *,
     manifest_optional: bool = False,
-) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """What `verify` establishes (None when ``manifest_optional`` and there is no manifest),
+) -> tuple[Any, dict[str, Any]]:
+    """What `verify` establishes, a VerifiedBundle (None when ``manifest_optional`` and there
+    is no manifest),
     and the bundle's content: the identity loaded once (an encrypted one asks for its
     passphrase once) and the bundle decrypted once."""
     from cli.commands.clients import load_identities
@@ -199,13 +185,13 @@ def _open_bundle(
     from vault.errors import InvalidInput, VerificationFailed
     from vault.formats.bundle import open_bundle, read_content
 
+    identities = load_identities(identity_file)
     try:
         text: str | None = _manifest_for(bundle, manifest)
     except InvalidInput:
         if manifest is not None or not manifest_optional:
             raise
         text = None
-    identities = load_identities(identity_file)
     with bundle.open("rb") as fh:
         if text is None:
             try:
@@ -218,7 +204,7 @@ def _open_bundle(
             )
         except VerificationFailed as exc:
             raise Finding(f"{bundle.name}: {exc.message}") from None
-    return verified.as_dict(), content
+    return verified, content
 
 
 _bundle_argument = click.argument(
@@ -323,7 +309,9 @@ def takeover_open(
     verification, content = _open_bundle(
         bundle, identity_file, manifest, key, allow_unsigned, manifest_optional=True
     )
-    html, markdown = render(content, verification=verification)
+    html, markdown = render(
+        content, verification=verification.as_dict() if verification is not None else None
+    )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -380,27 +368,28 @@ def takeover_convert(
     from vault.services.export import write_bundle_portable
 
     passphrase, key_data = kdbx_protection(fmt, kdbx_passphrase_file, kdbx_keyfile)
-    verification, content = _open_bundle(bundle, identity_file, manifest, key, allow_unsigned)
-    assert verification is not None  # a manifest is required here
+    verified, content = _open_bundle(bundle, identity_file, manifest, key, allow_unsigned)
     with atomic_output(out_path) as out:
         written = write_bundle_portable(content, fmt, out, passphrase=passphrase, keyfile=key_data)
-    summary = {
-        "client": verification["client"],
-        "format": fmt,
-        "entries": written,
-        "out": str(out_path),
-        "verification": verification,
-    }
+    verification = verified.as_dict()
     if as_json:
-        print_json(summary)
-        return
-    click.echo(
-        f"{written} {'entry' if written == 1 else 'entries'} of "
-        f"{verification['client']['name']} -> {out_path} ({fmt}); "
-        f"bundle {verification['signature']}"
-        + (", key pinned" if verification["key_pinned"] else "")
-    )
-    for warning in verification["warnings"]:
+        print_json(
+            {
+                "client": verification["client"],
+                "format": fmt,
+                "entries": written,
+                "out": str(out_path),
+                "verification": verification,
+            }
+        )
+    else:
+        click.echo(
+            f"{written} {'entry' if written == 1 else 'entries'} of "
+            f"{verification['client']['name']} -> {out_path} ({fmt}); "
+            f"bundle {verification['signature']}"
+            + (", key pinned" if verification["key_pinned"] else "")
+        )
+    for warning in verified.warnings:
         click.echo(f"custody: warning: {warning}", err=True)
     if fmt != "kdbx":
         click.echo(
