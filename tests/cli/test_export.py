@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.conftest import Run
+from tests.cli.conftest import Result, Run
 from vault.crypto import age
 
 VALUE = "cli-export-canary-Pa55"
@@ -276,6 +276,22 @@ def _bundle_and_key(run: Run, tmp_path: Path, *extra: str) -> tuple[Path, str]:
     return bundle, _key(run)
 
 
+def _convert(run: Run, bundle: Path, identity: Path, fmt: str, out: Path, *extra: str) -> Result:
+    """`custody takeover convert BUNDLE --identity ID --format FMT --out OUT [EXTRA...]`."""
+    return run(
+        "takeover",
+        "convert",
+        str(bundle),
+        "--identity",
+        str(identity),
+        "--format",
+        fmt,
+        "--out",
+        str(out),
+        *extra,
+    )
+
+
 def test_takeover_convert_writes_a_keepass_file_from_the_bundle(
     acme: tuple[Run, Path], tmp_path: Path
 ) -> None:
@@ -303,16 +319,12 @@ def test_takeover_convert_writes_a_keepass_file_from_the_bundle(
     pass_file.write_text("kx convert pass\n")
     out = tmp_path / "moved" / "acme.kdbx"
     out.parent.mkdir()
-    done = run(
-        "takeover",
-        "convert",
-        str(bundle),
-        "--identity",
-        str(identity),
-        "--format",
+    done = _convert(
+        run,
+        bundle,
+        identity,
         "kdbx",
-        "--out",
-        str(out),
+        out,
         "--kdbx-passphrase-file",
         str(pass_file),
         "--key",
@@ -341,35 +353,13 @@ def test_takeover_convert_to_plain_text_formats_warns(
     run, identity = acme
     bundle, key = _bundle_and_key(run, tmp_path)
     csv_out = tmp_path / "acme.csv"
-    done = run(
-        "takeover",
-        "convert",
-        str(bundle),
-        "--identity",
-        str(identity),
-        "--format",
-        "csv",
-        "--out",
-        str(csv_out),
-        "--key",
-        key,
-    )
+    done = _convert(run, bundle, identity, "csv", csv_out, "--key", key)
     assert done.code == 0, done.err
     assert done.out.startswith("1 entry of Acme -> ") and "key pinned" in done.out
     assert "plain text" in done.err and VALUE not in done.out + done.err
     assert VALUE in csv_out.read_text() and stat.S_IMODE(csv_out.stat().st_mode) == 0o600
     bw_out = tmp_path / "acme.json"
-    done = run(
-        "takeover",
-        "convert",
-        str(bundle),
-        "--identity",
-        str(identity),
-        "--format",
-        "bitwarden-json",
-        "--out",
-        str(bw_out),
-    )
+    done = _convert(run, bundle, identity, "bitwarden-json", bw_out)
     assert done.code == 0, done.err
     assert "pin the vault's key" in done.err  # no --key: the bundle's own key, and a warning
     items = json.loads(bw_out.read_text())["items"]
@@ -387,20 +377,8 @@ def test_takeover_convert_kdbx_opens_in_keepassxc(acme: tuple[Run, Path], tmp_pa
     pass_file = tmp_path / "kdbx-pass"
     pass_file.write_text("kx convert pass")
     out = tmp_path / "acme.kdbx"
-    done = run(
-        "takeover",
-        "convert",
-        str(bundle),
-        "--identity",
-        str(identity),
-        "--format",
-        "kdbx",
-        "--out",
-        str(out),
-        "--kdbx-passphrase-file",
-        str(pass_file),
-        "--key",
-        key,
+    done = _convert(
+        run, bundle, identity, "kdbx", out, "--kdbx-passphrase-file", str(pass_file), "--key", key
     )
     assert done.code == 0, done.err
     shown = subprocess.run(
@@ -434,17 +412,7 @@ def test_takeover_convert_refusals_write_nothing(acme: tuple[Run, Path], tmp_pat
     assert "--kdbx-passphrase-file" in refused("--format", "kdbx")
     other = tmp_path / "other.txt"
     other.write_text(f"{age.X25519Identity.generate()}\n")
-    wrong = run(
-        "takeover",
-        "convert",
-        str(bundle),
-        "--identity",
-        str(other),
-        "--format",
-        "csv",
-        "--out",
-        str(out),
-    )
+    wrong = _convert(run, bundle, other, "csv", out)
     assert wrong.code == 1 and "not encrypted to any of the given identities" in wrong.err
     manifest = tmp_path / "acme.age.manifest"
     text = manifest.read_text()
@@ -491,16 +459,12 @@ def test_an_encrypted_identity_is_asked_for_once(
     assert asked == ["Passphrase for acme-escrow.age"]
     pass_file = tmp_path / "kdbx-pass"
     pass_file.write_text("kx pass")
-    converted = run(
-        "takeover",
-        "convert",
-        str(bundle),
-        "--identity",
-        str(locked),
-        "--format",
+    converted = _convert(
+        run,
+        bundle,
+        locked,
         "kdbx",
-        "--out",
-        str(tmp_path / "a.kdbx"),
+        tmp_path / "a.kdbx",
         "--kdbx-passphrase-file",
         str(pass_file),
         "--key",
@@ -508,3 +472,42 @@ def test_an_encrypted_identity_is_asked_for_once(
     )
     assert converted.code == 0, converted.err
     assert len(asked) == 2
+
+
+def test_escrow_run_and_other_formats_on_the_local_store(
+    acme: tuple[Run, Path], tmp_path: Path
+) -> None:
+    """With no vault running, `escrow run` and `export --format kdbx|csv` unseal here and run
+    the same operations the agent would (`vault.agent_server.run_operation`)."""
+    from pykeepass import PyKeePass
+
+    run, identity = acme
+    drops = tmp_path / "drops"
+    drops.mkdir()
+    assert run("escrow", "add", "Acme", "--dir", str(drops)).code == 0
+    done = run("escrow", "run", "--client", "Acme", "--force", "--json")
+    assert done.code == 0, done.err
+    [result] = json.loads(done.out)
+    assert result["ok"] is True and result["bytes"] > 0
+    [bundle] = [p for p in drops.rglob("*.age")]
+    content = json.loads(
+        age.decrypt(bundle.read_bytes(), age.parse_identities(identity.read_text()))
+    )
+    assert [s["value"] for s in content["secrets"]] == [VALUE]
+
+    keyfile = tmp_path / "acme.key"
+    keyfile.write_bytes(b"a key file of the client's own")
+    kdbx = tmp_path / "acme.kdbx"
+    done = run(
+        "export", "Acme", "--format", "kdbx", "--out", str(kdbx), "--kdbx-keyfile", str(keyfile)
+    )
+    assert done.code == 0, done.err
+    assert stat.S_IMODE(kdbx.stat().st_mode) == 0o600
+    entries = PyKeePass(str(kdbx), keyfile=str(keyfile)).entries
+    assert [(e.title, e.password) for e in entries] == [("Router", VALUE)]
+    csv_out = tmp_path / "acme.csv"
+    done = run("export", "Acme", "--format", "csv", "--out", str(csv_out), "--json")
+    assert done.code == 0, done.err
+    assert json.loads(done.out)["format"] == "csv" and VALUE not in done.out
+    assert VALUE in csv_out.read_text() and stat.S_IMODE(csv_out.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.glob(".acme.*")) == []
