@@ -253,8 +253,6 @@ def export_portable(
     """The client's secrets in another tool's format (KDBX, Bitwarden JSON, CSV), written by
     :func:`vault.formats.writers.write`. Such files are protected by the passphrase or key file
     the client gives (KDBX) or not at all (CSV, Bitwarden JSON): they are for moving house."""
-    if fmt not in FORMATS or fmt == "age-json":
-        raise InvalidInput(f"format must be one of {', '.join(FORMATS[1:])}", field="format")
     writer = _format_writer(fmt)
     with store.context(actor, keys, source=source) as ctx:
         ctx.require(*EXPORTERS)
@@ -302,13 +300,12 @@ def write_bundle_portable(
     what :func:`export_portable` writes from the vault, written from the bundle alone, with
     no vault, passphrase or server - the client moving into KeePass with only its own key.
     Returns the number of entries written."""
-    if fmt not in FORMATS or fmt == "age-json":
-        raise InvalidInput(f"format must be one of {', '.join(FORMATS[1:])}", field="format")
+    writer = _format_writer(fmt)
     records = content.get("secrets")
     if not isinstance(records, list):
         raise InvalidInput("the bundle holds no list of secrets", field="bundle")
     items = [_bundle_item(index, record) for index, record in enumerate(records)]
-    count: int = _format_writer(fmt)(fmt, items, out, passphrase=passphrase, keyfile=keyfile)
+    count: int = writer(fmt, items, out, passphrase=passphrase, keyfile=keyfile)
     return count
 
 
@@ -341,7 +338,9 @@ def _format_writer(fmt: str) -> Callable[..., Any]:
     """A writer of ``fmt`` to a binary stream: :func:`vault.formats.writers.write` writes a
     private file (pykeepass saves to a path), which is then copied into the stream; a key file
     given as bytes is handed over the same way. The temporary directory is private and gone
-    when the export ends."""
+    when the export ends. Any format but kdbx, bitwarden-json and csv is refused."""
+    if fmt not in FORMATS or fmt == "age-json":
+        raise InvalidInput(f"format must be one of {', '.join(FORMATS[1:])}", field="format")
     try:
         from vault.formats import writers  # type: ignore[attr-defined, unused-ignore]
     except ImportError:
