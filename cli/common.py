@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import date, datetime
 from functools import wraps
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
@@ -133,27 +133,40 @@ def running_agent() -> str | None:
     return path
 
 
-def keyed_operation(store: Store, operation: str, args: dict[str, Any]) -> Any:
-    """An operation that needs the vault's keys (one of ``vault.agent_server.OPERATIONS`` or
-    ``READ_OPERATIONS``): done by the running agent when one answers, else here, after
-    unsealing. Either way the same function checks the arguments and shapes the result, in
-    the same kind of transaction (read-only for READ_OPERATIONS)."""
+def keyed_operation(
+    store: Store | None, operation: str, args: dict[str, Any], *, timeout: float | None = None
+) -> Any:
+    """An operation that needs the vault's keys (one of ``vault.agent_server.OPERATIONS``,
+    ``READ_OPERATIONS`` or ``STORE_OPERATIONS``): done by the running agent when one answers
+    (waiting up to ``timeout`` seconds, the agent client's default if None), else here, after
+    unsealing, on ``store`` - or, when None, on the local store opened for it only then.
+    Either way the same function checks the arguments and shapes the result, in the same
+    kind of transaction (read-only for READ_OPERATIONS)."""
     agent = running_agent()
     if agent is not None:
-        from vault.agent import call
+        from vault.agent import TIMEOUT_SECONDS, call
 
-        return call(agent, operation, args)
+        return call(agent, operation, args, timeout=timeout or TIMEOUT_SECONDS)
     from vault.agent_server import run_operation
 
-    return run_operation(store, unseal(store), operator_actor(), operation, args)
+    with nullcontext(store) if store is not None else opened_store() as here:
+        return run_operation(here, unseal(here), operator_actor(), operation, args)
 
 
-def keyed_operation_here(operation: str, args: dict[str, Any]) -> Any:
-    """:func:`keyed_operation` on the local store, opened for it and closed after (for the
+def keyed_operation_here(
+    operation: str, args: dict[str, Any], *, timeout: float | None = None
+) -> Any:
+    """:func:`keyed_operation` on the local store, opened only if no agent answers (for the
     commands that take no store of their own)."""
+    return keyed_operation(None, operation, args, timeout=timeout)
+
+
+@contextmanager
+def opened_store() -> Iterator[Store]:
+    """The local store, for the block; its connections closed after."""
     store = open_store()
     try:
-        return keyed_operation(store, operation, args)
+        yield store
     finally:
         store.engine.dispose()
 
@@ -171,14 +184,11 @@ def local_context(*, unsealed: bool = False, reading: bool = False) -> Iterator[
     """One transaction on the local store as the operator (unsealing first if asked);
     ``reading``: a read-only one, which holds no write lock however long it takes (a server on
     the same SQLite file keeps writing meanwhile) - Store.read_context."""
-    store = open_store()
-    try:
+    with opened_store() as store:
         keys = unseal(store) if unsealed else None
         opened = store.read_context if reading else store.context
         with opened(operator_actor(), keys) as ctx:
             yield ctx
-    finally:
-        store.engine.dispose()
 
 
 def read_secret_file(path: str, variable: str) -> str:
@@ -283,10 +293,7 @@ def with_store(func: Callable[Concatenate[Store, P], R]) -> Callable[P, R]:
                 name = click.get_current_context().command_path
                 raise InvalidInput(f"`{name}` works on the local store only (drop --server)")
             return func(None, *args, **kwargs)  # type: ignore[arg-type]
-        store = open_store()
-        try:
+        with opened_store() as store:
             return func(store, *args, **kwargs)
-        finally:
-            store.engine.dispose()
 
     return wrapper

@@ -314,8 +314,11 @@ READ_OPERATIONS: dict[str, Operation] = {
 
 
 def run_operation(store: Store, keys: KeyRing, actor: str, name: str, args: dict[str, Any]) -> Any:
-    """Run one of OPERATIONS (in a transaction) or READ_OPERATIONS (in a read-only one) as
-    ``actor``: for the agent and for the CLI that unsealed the vault itself alike."""
+    """Run one of OPERATIONS (in a transaction), READ_OPERATIONS (in a read-only one) or
+    STORE_OPERATIONS (which manage their own) as ``actor``: for the agent and for the CLI
+    that unsealed the vault itself alike."""
+    if name in STORE_OPERATIONS:
+        return STORE_OPERATIONS[name](store, keys, actor, args)
     if name in READ_OPERATIONS:
         with store.read_context(actor, keys) as ctx:
             return READ_OPERATIONS[name](ctx, args)
@@ -523,10 +526,6 @@ class _Handler(socketserver.StreamRequestHandler):
         except (ValueError, KeyError, TypeError):
             return _error("invalid_input", "malformed or unknown request")
         try:
-            if name in STORE_OPERATIONS:
-                run = STORE_OPERATIONS[name]
-                result = run(self.server.store, self.server.keys, _actor(uid), args)
-                return {"ok": True, "result": result}
             result = run_operation(self.server.store, self.server.keys, _actor(uid), name, args)
             return {"ok": True, "result": result}
         except CustodyError as exc:

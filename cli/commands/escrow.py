@@ -8,13 +8,12 @@ import click
 
 from cli.common import (
     json_option,
+    keyed_operation_here,
     local_context,
-    open_store,
     print_json,
     print_table,
     read_secret_file,
     remote,
-    unseal,
 )
 
 
@@ -134,7 +133,10 @@ def escrow_run(client: str | None, force: bool, as_json: bool) -> None:
             raise InvalidInput("against a server, name the --client to run now", field="client")
         results = server.call("POST", f"/clients/{server.client_id(client)}/escrow/run")
     else:
-        results = _run_local(client, force)
+        # due takeovers completed and drops delivered by the running vault when one answers
+        results = keyed_operation_here(
+            "escrow.run", {"client": client, "force": force}, timeout=3600.0
+        )
     if as_json:
         print_json(results)
     elif not results:
@@ -145,29 +147,6 @@ def escrow_run(client: str | None, force: bool, as_json: bool) -> None:
             click.echo(f"{r['target']}: {status}")
     if any(not r["ok"] for r in results):
         raise SystemExit(1)
-
-
-def _run_local(client: str | None, force: bool) -> list[dict[str, Any]]:
-    """The due drops delivered on this host: by the running vault when one answers (it holds
-    the keys: no passphrase), else here after unsealing."""
-    from cli.common import running_agent
-
-    agent = running_agent()
-    if agent is not None:
-        from vault.agent import call
-
-        done: list[dict[str, Any]] = call(
-            agent, "escrow.run", {"client": client, "force": force}, timeout=3600.0
-        )
-        return done
-    from vault.services import escrow
-
-    store = open_store()
-    try:
-        keys = unseal(store)
-        return [r.as_dict() for r in escrow.run_now(store, keys, client=client, force=force)]
-    finally:
-        store.engine.dispose()
 
 
 COMMANDS = [escrow_group]

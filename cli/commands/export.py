@@ -242,63 +242,26 @@ def _export_portable(
     passphrase_file: str | None,
     keyfile: Path | None,
 ) -> dict[str, Any]:
-    from cli.common import local_only, open_store, operator_actor, unseal
-    from vault.services import export
+    from cli.common import keyed_operation_here, local_only
 
     local_only(f"custody export --format {fmt}")
     passphrase, key_data = kdbx_protection(fmt, passphrase_file, keyfile)
-    summary = _export_portable_by_agent(client, out_path, fmt, history, passphrase, key_data)
-    if summary is None:
-        store = open_store()
-        try:
-            keys = unseal(store)
-            with atomic_output(out_path) as out:
-                result = export.export_portable(
-                    store,
-                    keys,
-                    operator_actor(),
-                    client,
-                    fmt,
-                    out,
-                    history=history,
-                    passphrase=passphrase,
-                    keyfile=key_data,
-                )
-        finally:
-            store.engine.dispose()
-        summary = result.as_dict()
+    # written into a private file made here, by the running vault when one answers
+    with atomic_path(out_path) as tmp:
+        summary: dict[str, Any] = keyed_operation_here(
+            "client.export_portable",
+            {
+                "client": client,
+                "path": str(tmp.resolve()),
+                "format": fmt,
+                "history": history,
+                "passphrase": passphrase,
+                "keyfile": None if key_data is None else base64.b64encode(key_data).decode(),
+            },
+            timeout=3600.0,
+        )
     for key in ("manifest", "sha256", "size", "bundle_bytes", "checkpoint"):
         summary.pop(key, None)
-    return summary
-
-
-def _export_portable_by_agent(
-    client: str,
-    out_path: Path,
-    fmt: str,
-    history: bool,
-    passphrase: str | None,
-    key_data: bytes | None,
-) -> dict[str, Any] | None:
-    """The file for another password manager, written by the running vault into a private
-    file made here (as :func:`_export_by_agent`); None when no agent answers."""
-    from cli.common import running_agent
-    from vault.agent import call
-
-    path = running_agent()
-    if path is None:
-        return None
-    keyfile = None if key_data is None else base64.b64encode(key_data).decode("ascii")
-    with atomic_path(out_path) as tmp:
-        args = {
-            "client": client,
-            "path": str(tmp.resolve()),
-            "format": fmt,
-            "history": history,
-            "passphrase": passphrase,
-            "keyfile": keyfile,
-        }
-        summary: dict[str, Any] = call(path, "client.export_portable", args, timeout=3600.0)
     return summary
 
 
