@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from vault.services.secrets import LONGEST_LEASE_SECONDS
+
 Name = Field(min_length=1, max_length=300)
 
 
@@ -193,7 +195,7 @@ class SecretCreate(Strict):
     exclusive: bool = False
     sensitive: bool = False
     rotate_after_use: bool = False
-    max_lease_seconds: int | None = Field(default=None, ge=60, le=7 * 24 * 3600)
+    max_lease_seconds: int | None = Field(default=None, ge=60, le=LONGEST_LEASE_SECONDS)
     generate_length: int | None = Field(default=None, ge=8, le=256)
     generate_charset: Charset | None = None
 
@@ -239,7 +241,7 @@ class VersionPublic(BaseModel):
 class CheckoutRequest(Strict):
     reason: str | None = Field(default=None, max_length=1000)
     ticket: str | None = Field(default=None, max_length=200)
-    ttl_seconds: int | None = Field(default=None, ge=1, le=7 * 24 * 3600)
+    ttl_seconds: int | None = Field(default=None, ge=1, le=LONGEST_LEASE_SECONDS)
     totp: str | None = Field(default=None, max_length=10, description="For sensitive secrets.")
 
 

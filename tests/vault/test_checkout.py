@@ -63,6 +63,40 @@ def test_reason_and_ttl_rules(vault: Vault, people: dict) -> None:
             checkout.checkout(ctx, "Acme", "Router", reason="x", ttl=timedelta(hours=9))
 
 
+def test_a_refused_checkout_writes_nothing_even_if_the_caller_goes_on(
+    vault: Vault, people: dict
+) -> None:
+    """On PostgreSQL a consultant's check-out finds the secret and writes its lease and debt in
+    one statement, only when the checks that follow will pass. So every refusal - a lease too
+    long for the secret's policy or not positive, a sensitive secret without a code, a client
+    the caller is not granted - leaves no lease and no debt, even in a transaction that then
+    goes on and commits; and the check-out allowed after them writes exactly one of each."""
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Globex")
+        secrets.add_secret(ctx, "Globex", title="NAS", value="n4s-pass")
+        secrets.add_secret(ctx, "Acme", title="Printer", value="pr1nter", max_lease_seconds=600)
+        secrets.add_secret(ctx, "Acme", title="Bank", value="b4nk-pass", sensitive=True)
+    carol = people["carol"]
+    with vault.store.context(carol, vault.keys) as ctx:
+        for ttl in (timedelta(seconds=601), timedelta(0), timedelta(days=-3)):
+            with pytest.raises(InvalidInput, match="between 1 second and 600 seconds"):
+                checkout.checkout(ctx, "Acme", "Printer", reason="x", ttl=ttl)
+        with pytest.raises(InvalidInput, match="between 1 second and 28800 seconds"):
+            checkout.checkout(ctx, "Acme", "Router", reason="x", ttl=timedelta(days=3650))
+        with pytest.raises(Forbidden, match="TOTP"):
+            checkout.checkout(ctx, "Acme", "Bank", reason="x")
+        with pytest.raises(NotFound):
+            checkout.checkout(ctx, "Globex", "NAS", reason="x")
+        kept = checkout.checkout(ctx, "Acme", "Printer", reason="x", ttl=timedelta(seconds=600))
+    with vault.store.session() as s:
+        leases = s.scalars(select(Lease).where(Lease.user_id == carol.user_id)).all()
+        assert [(lease.id, lease.expires_at - lease.created_at) for lease in leases] == [
+            (kept.lease.id, timedelta(seconds=600))
+        ]
+        reveals = s.scalars(select(Reveal).where(Reveal.user_id == carol.user_id)).all()
+        assert [r.secret_id for r in reveals] == [kept.lease.secret_id]
+
+
 def test_exclusive_second_checkout_names_holder(vault: Vault, people: dict) -> None:
     with vault.store.context(people["carol"], vault.keys) as ctx:
         first = checkout.checkout(ctx, "Acme", "Domain admin", reason="AD reset")

@@ -19,13 +19,18 @@ from typing import Any, NamedTuple, cast
 
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from sqlalchemy import (
+    Boolean,
     Connection,
     CursorResult,
+    Float,
     String,
     Table,
+    and_,
+    any_,
     bindparam,
     exists,
     false,
+    func,
     insert,
     literal_column,
     or_,
@@ -33,6 +38,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from vault.db.direct import DirectStatement
 from vault.db.models import Client, Lease, Reveal, Secret, SecretVersion, User, new_id, utcnow
@@ -40,6 +46,7 @@ from vault.errors import Conflict, Forbidden, InvalidInput, NotFound
 from vault.services import Context, Principal, audit
 from vault.services.clients import get_client
 from vault.services.secrets import (
+    LONGEST_LEASE_SECONDS,
     RevealedSecret,
     _check_value,
     _seal_version,
@@ -51,6 +58,7 @@ from vault.services.validation import name_key, optional_text
 
 DEFAULT_LEASE = timedelta(hours=1)
 MAX_LEASE = timedelta(hours=8)
+_LONGEST_LEASE = timedelta(seconds=LONGEST_LEASE_SECONDS)
 MIN_STRENGTH = 3  # zxcvbn score (0-4) a rotated value must reach
 CHARSETS = {
     "alnum": string.ascii_letters + string.digits,
@@ -106,24 +114,55 @@ def checkout(
 
     The hot path of the API, in Core statements compiled once and run on the driver
     (vault.db.direct; no ORM unit of work): one SELECT for client + secret + current version,
-    the lease INSERT, the exclusive claim (a conditional UPDATE) when the secret is exclusive,
-    the reveal upsert, and the audit event."""
+    the lease INSERT and the reveal upsert (on PostgreSQL, for a consultant, all three in one
+    statement: ``_checkout_in_one``), the exclusive claim (a conditional UPDATE) when the
+    secret is exclusive, and the audit event. A refused check-out writes nothing."""
     ctx.require("admin", "consultant")
     now = now or utcnow()
     reason = optional_text(reason, "reason", max_length=1000)
     ticket = optional_text(ticket, "ticket", max_length=200)
     if not reason and not ticket:
         raise InvalidInput("a check-out needs a reason or a ticket reference", field="reason")
-    conn = ctx.connection()
-    found = _find_current(ctx, conn, client_name, title)
-    limit = timedelta(seconds=found.max_lease_seconds) if found.max_lease_seconds else MAX_LEASE
     ttl = DEFAULT_LEASE if ttl is None else ttl
+    conn = ctx.connection()
+    user_id = ctx.principal.user_id
+    # Held within what any policy allows, so that the sum cannot overflow: a lease longer
+    # than the secret's own limit (or not positive) is refused below, once that is known.
+    lease_id = new_id()
+    expires_at = now + min(max(ttl, timedelta(0)), _LONGEST_LEASE)
+    found, written = None, False
+    if user_id is not None and conn.dialect.name == "postgresql":
+        # The usual check-out in one statement: the secret found and, when the checks below
+        # will pass (a client the caller sees, a lease within the secret's limit, a secret
+        # that asks for no TOTP code), its lease and the rotation debt written.
+        found = _CHECKOUT_IN_ONE.first(
+            conn,
+            {
+                **_find_params(client_name, title),
+                "every_client": ctx.principal.clients is None,
+                "visible": sorted(ctx.principal.clients or ()),
+                "ttl_seconds": ttl.total_seconds(),
+                "default_limit": MAX_LEASE.total_seconds(),
+                "id": lease_id,
+                "user_id": user_id,
+                "holder": ctx.actor,
+                "reason": reason,
+                "ticket": ticket,
+                "created_at": now,
+                "expires_at": expires_at,
+                "reveal_id": new_id(),
+                "now": now,
+            },
+        )
+        written = found is not None and found.written
+    if found is None or not ctx.principal.sees(found.client_id):
+        found = _find_current(ctx, conn, client_name, title)  # NotFound unless on SQLite
+    limit = timedelta(seconds=found.max_lease_seconds) if found.max_lease_seconds else MAX_LEASE
     if ttl <= timedelta(0) or ttl > limit:
         raise InvalidInput(
             f"a lease lasts between 1 second and {int(limit.total_seconds())} seconds",
             field="ttl",
         )
-    user_id = ctx.principal.user_id
     if found.sensitive:
         from vault.services.users import verify_fresh_totp
 
@@ -131,7 +170,7 @@ def checkout(
         if user is None or not verify_fresh_totp(ctx, user, totp_code):
             raise Forbidden("this secret is sensitive: give a fresh TOTP code", field="totp")
     lease = LeaseRecord(
-        id=new_id(),
+        id=lease_id,
         secret_id=found.secret_id,
         client_id=found.client_id,
         user_id=user_id,
@@ -141,15 +180,11 @@ def checkout(
         version=found.current_version,
         exclusive=found.exclusive,
         created_at=now,
-        expires_at=now + ttl,
+        expires_at=expires_at,
     )
-    # The reveal (rotation debt) is of the version the lease checks out.
-    writes = {**lease._asdict(), "reveal_id": new_id(), "now": now}
-    if user_id is not None and conn.dialect.name == "postgresql":
-        # The lease and the rotation debt in one statement: a round trip fewer, on the path
-        # every consultant takes.
-        _LEASE_AND_REVEAL.rowcount(conn, writes)
-    else:
+    if not written:
+        # The reveal (rotation debt) is of the version the lease checks out.
+        writes = {**lease._asdict(), "reveal_id": new_id(), "now": now}
         _INSERT_LEASE.rowcount(conn, writes)
         if user_id is not None:
             _REVEAL.rowcount(conn, writes)
@@ -266,21 +301,28 @@ _MARK_ROTATION = DirectStatement(
 )
 
 
-def _reveal_upsert(dialect: str) -> Any:
+def _reveal_upsert(dialect: str, found: Any = None, where: Any = None) -> Any:
     """Rotation debt: one row per (user, secret, version), its last sighting updated in place -
-    a single INSERT ... ON CONFLICT on both engines."""
+    a single INSERT ... ON CONFLICT on both engines. With ``found`` (a WITH of
+    ``_FIND_CURRENT``), the secret and version are that row's current ones, if ``where``."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     module: Any = postgresql if dialect == "postgresql" else sqlite
     values = {
-        "id": bindparam("reveal_id"),
-        "user_id": bindparam("user_id"),
+        "id": bindparam("reveal_id", type_=_REVEALS.c.id.type),
+        "user_id": bindparam("user_id", type_=_REVEALS.c.user_id.type),
         "secret_id": bindparam("secret_id"),
         "version": bindparam("version"),
         "first_at": bindparam("now", type_=_REVEALS.c.first_at.type),
         "last_at": bindparam("now", type_=_REVEALS.c.last_at.type),
     }
-    base = module.insert(_REVEALS).values(values)
+    if found is None:
+        base = module.insert(_REVEALS).values(values)
+    else:
+        values["secret_id"], values["version"] = found.c.secret_id, found.c.current_version
+        base = module.insert(_REVEALS).from_select(
+            list(values), select(*values.values()).select_from(found).where(where)
+        )
     return base.on_conflict_do_update(
         index_elements=[_REVEALS.c.user_id, _REVEALS.c.secret_id, _REVEALS.c.version],
         set_={"last_at": base.excluded.last_at},
@@ -290,16 +332,50 @@ def _reveal_upsert(dialect: str) -> Any:
 _REVEAL = DirectStatement(_reveal_upsert)
 
 
-def _lease_and_reveal(dialect: str) -> Any:
-    """PostgreSQL: the lease INSERT (in a WITH, which PostgreSQL runs whether or not anything
-    reads it) and the reveal upsert, one statement. The lease's own ``version`` is the
-    reveal's: the version checked out."""
+def _checkout_in_one(dialect: str) -> Any:
+    """PostgreSQL: ``_FIND_CURRENT`` in a WITH and, for the row it finds, the lease INSERT and
+    the reveal upsert in WITHs too (PostgreSQL runs those whether or not anything reads them):
+    a check-out in one statement, one round trip, on the path every consultant takes.
+
+    The two writes happen only if the check-out's own checks will pass: the client is one the
+    caller sees, the lease is within the secret's limit, and the secret is not sensitive (its
+    TOTP code is checked first, then the writes follow as separate statements). So a refused
+    check-out writes nothing, even for a caller that goes on in the same transaction. Returns
+    the row found, with ``written``; no row, nothing written, when there is no such secret."""
     assert dialect == "postgresql", "SQLite has no INSERT inside WITH"
-    lease: Any = _INSERT_LEASE.statement  # the INSERT of every other check-out, as a WITH
-    return _reveal_upsert(dialect).add_cte(lease.cte("new_lease"))
+    found: Any = cast(Any, _FIND_CURRENT.statement).cte("found")
+    ttl = bindparam("ttl_seconds", type_=Float)
+    allowed = and_(
+        or_(
+            bindparam("every_client", type_=Boolean),
+            found.c.client_id == any_(bindparam("visible", type_=ARRAY(String))),
+        ),
+        ttl > 0,
+        ttl <= func.coalesce(found.c.max_lease_seconds, bindparam("default_limit", type_=Float)),
+        found.c.sensitive.is_(False),
+    )
+    from_found = {
+        "secret_id": found.c.secret_id,
+        "client_id": found.c.client_id,
+        "version": found.c.current_version,
+        "exclusive": found.c.exclusive,
+    }
+    lease_row = [
+        from_found[name] if name in from_found else bindparam(name, type_=_LEASES.c[name].type)
+        for name in _LEASE_COLUMNS
+    ]
+    new_lease = (
+        insert(_LEASES)
+        .from_select(list(_LEASE_COLUMNS), select(*lease_row).select_from(found).where(allowed))
+        .returning(_LEASES.c.id)
+        .cte("new_lease")
+    )
+    reveal = _reveal_upsert(dialect, found, allowed).cte("reveal")
+    written = exists(select(new_lease.c.id)).label("written")
+    return select(found, written).add_cte(new_lease, reveal)
 
 
-_LEASE_AND_REVEAL = DirectStatement(_lease_and_reveal)
+_CHECKOUT_IN_ONE = DirectStatement(_checkout_in_one)
 
 
 def _client_ref(found: Any) -> Client:
@@ -328,17 +404,19 @@ def _version_ref(found: Any) -> SecretVersion:
     return cast(SecretVersion, found)  # the row carries the version's columns by name
 
 
+def _find_params(client_ref: str, secret_ref: str) -> dict[str, str]:
+    """``_FIND_CURRENT``'s parameters: the client and the secret, each by id or by name."""
+    return {
+        "client": client_ref,
+        "client_key": name_key(client_ref),
+        "secret": secret_ref,
+        "title_key": name_key(secret_ref),
+    }
+
+
 def _find_current(ctx: Context, conn: Connection, client_ref: str, secret_ref: str) -> Any:
     """Client, secret and its current version in one row (the check-out hot path)."""
-    found = _FIND_CURRENT.first(
-        conn,
-        {
-            "client": client_ref,
-            "client_key": name_key(client_ref),
-            "secret": secret_ref,
-            "title_key": name_key(secret_ref),
-        },
-    )
+    found = _FIND_CURRENT.first(conn, _find_params(client_ref, secret_ref))
     if found is None or not ctx.principal.sees(found.client_id):
         client = get_client(ctx, client_ref)  # NotFound for unknown or out-of-scope clients
         get_secret_record(ctx, client, secret_ref)  # NotFound for an unknown secret

@@ -35,6 +35,8 @@ from vault.services.validation import (
 KINDS = ("login", "api-key", "totp", "ssh-key", "license", "note")
 GENERATE_CHARSETS = ("alnum", "full", "hex", "digits")
 SEALED_FIELDS = ("value", "username", "notes")
+#: the longest lease a secret's policy may allow (``max_lease_seconds``)
+LONGEST_LEASE_SECONDS = 7 * 86400
 
 
 @dataclass(frozen=True)
@@ -318,7 +320,9 @@ def _validate_new(item: NewSecret) -> NewSecret:
         exclusive=bool(item.exclusive),
         sensitive=bool(item.sensitive),
         rotate_after_use=bool(item.rotate_after_use),
-        max_lease_seconds=_bounded(item.max_lease_seconds, "max_lease_seconds", 60, 7 * 86400),
+        max_lease_seconds=_bounded(
+            item.max_lease_seconds, "max_lease_seconds", 60, LONGEST_LEASE_SECONDS
+        ),
         generate_length=_bounded(item.generate_length, "generate_length", 8, 256),
         generate_charset=(
             choice(item.generate_charset, "generate_charset", GENERATE_CHARSETS)
