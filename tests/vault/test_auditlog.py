@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import String, cast, delete, func, insert, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from tests.conftest import Vault
 from vault.config import Settings
@@ -370,6 +370,27 @@ def test_appended_rows_are_stored_as_sqlalchemy_stores_them(vault: Vault) -> Non
         s.commit()
     report = verify_export(io.BytesIO(_export(vault)), key=_key(vault))
     assert report.events == report.size == size
+
+
+def test_a_value_too_long_for_its_column_is_never_stored_cut_short(vault: Vault) -> None:
+    """PostgreSQL refuses an actor longer than its column (VARCHAR(200)), as a plain INSERT
+    does; SQLite keeps it whole. Either way no row holds less than its leaf was hashed from:
+    an append that cut it short would leave a log that no longer verifies."""
+    long_actor = "user:" + "x" * 300
+    events = [{**e, "actor": long_actor} for e in _odd_events()]
+    for batch in (events[:1], events):  # one event alone, and several at once
+        try:
+            with vault.store.write_session() as s:
+                auditlog.append(s, batch)
+        except DBAPIError:
+            assert vault.store.engine.dialect.name == "postgresql"
+        else:
+            assert vault.store.engine.dialect.name == "sqlite"
+    with vault.store.session() as s:
+        actors = s.scalars(select(AuditEvent.actor).where(AuditEvent.action == "test.odd")).all()
+    assert all(actor == long_actor for actor in actors)
+    report = verify_export(io.BytesIO(_export(vault)), key=_key(vault))
+    assert report.events == report.size
 
 
 def test_an_append_on_a_connection_not_yet_in_a_transaction_begins_one(vault: Vault) -> None:

@@ -33,6 +33,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Select,
+    String,
     Table,
     and_,
     bindparam,
@@ -249,6 +250,17 @@ _INSERT_EVENTS = DirectStatement(
 _INSERT_NODES = DirectStatement(
     insert(_NODES).values({c.name: bindparam(c.name) for c in _NODES.c})
 )
+
+
+def _unbounded(column: Any) -> Any:
+    """The type an event value is cast to in ``_MOVE_HEAD_AND_INSERT``: the column's, but
+    VARCHAR(n) without its length. PostgreSQL cuts a value short without a word when it is
+    cast to VARCHAR(n) - after it was hashed into its leaf, so the log would no longer
+    verify; inserted from plain VARCHAR into the column, a value too long is refused, as a
+    plain INSERT refuses it."""
+    return String() if isinstance(column.type, String) else column.type
+
+
 _MOVED = _HEAD_MOVE.returning(_STATE.c.id).cte("moved")
 #: PostgreSQL: ``WITH moved AS (UPDATE head ... RETURNING id) INSERT INTO audit_events
 #: SELECT <the event> FROM moved`` - the event is written only if the head moved
@@ -258,7 +270,7 @@ _MOVE_HEAD_AND_INSERT = DirectStatement(
         _EVENT_ROW,
         select(
             *[
-                sa_cast(bindparam(name, type_=_EVENTS.c[name].type), _EVENTS.c[name].type)
+                sa_cast(bindparam(name, type_=_EVENTS.c[name].type), _unbounded(_EVENTS.c[name]))
                 for name in _EVENT_ROW
             ]
         ).select_from(_MOVED),
