@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from vault.services.secrets import LONGEST_LEASE_SECONDS
+from vault.services.users import MAX_USERNAME
 
 Name = Field(min_length=1, max_length=300)
 
@@ -96,7 +97,7 @@ Role = Literal["admin", "consultant", "client", "auditor"]
 
 
 class UserCreate(Strict):
-    username: str = Field(min_length=1, max_length=200)
+    username: str = Field(min_length=1, max_length=MAX_USERNAME)
     role: Role
     password: SecretStr = Field(min_length=1, max_length=1024)
     client: str | None = Field(default=None, description="For role client: its client.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pyotp
@@ -168,3 +169,40 @@ def test_user_validation(vault: Vault) -> None:
     for exc, kwargs in cases:
         with pytest.raises(exc), vault.ctx() as ctx:
             users.create_user(ctx, **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_longest_username_allowed_fits_every_column_its_actions_are_recorded_in(
+    vault: Vault,
+) -> None:
+    """A user's actions are recorded as ``user:<username>`` (the log's actor, a lease's
+    holder, a version's author): with the longest username allowed, that must still fit those
+    columns (PostgreSQL refuses a longer value), and the log verifies. One character more is
+    refused up front, with the field named."""
+    from vault.db.models import Lease
+    from vault.log.verify import verify_export
+    from vault.services import checkout
+
+    longest = "u" * users.MAX_USERNAME
+    with vault.ctx() as ctx:
+        clients.add_client(ctx, "Acme")
+        secrets.add_secret(ctx, "Acme", title="Router", value="r0uter-pass")
+        users.create_user(ctx, longest, role="admin", password=PW)
+    with pytest.raises(InvalidInput, match="username") as refused, vault.ctx() as ctx:
+        users.create_user(ctx, longest + "u", role="admin", password=PW)
+    assert refused.value.field == "username"
+    with vault.store.session() as s:
+        admin = users.principal_for(
+            s, s.scalars(select(User).where(User.username == longest)).one()
+        )
+    with vault.store.context(admin, vault.keys) as ctx:
+        out = checkout.checkout(ctx, "Acme", "Router", reason="long name")
+    with vault.store.context(admin, vault.keys) as ctx:
+        secrets.update_secret(ctx, "Acme", "Router", value="n3w-r0uter-pass")
+    with vault.store.session() as s:
+        assert s.get(Lease, out.lease.id).holder == f"user:{longest}"
+        actors = s.scalars(select(AuditEvent.actor).where(AuditEvent.actor.like("user:u%")))
+        assert set(actors) == {f"user:{longest}"}
+    from tests.vault.test_auditlog import _export, _key
+
+    report = verify_export(io.BytesIO(_export(vault)), key=_key(vault))
+    assert report.events == report.size

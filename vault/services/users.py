@@ -31,6 +31,9 @@ PASSWORDS = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _DUMMY_HASH = PASSWORDS.hash("custody-dummy-password-for-timing")
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
+#: a user's actions are recorded as ``user:<username>`` in columns 200 characters wide (the log's
+#: actor, a lease's holder, a version's author): a username must leave room for the prefix
+MAX_USERNAME = 100
 
 TOTP_DIGITS = 6
 TOTP_PERIOD = 30
@@ -65,7 +68,7 @@ def create_user(
     client_name: str | None = None,
     display_name: str | None = None,
 ) -> User:
-    username = clean_name(username, "username")
+    username = clean_name(username, "username", max_length=MAX_USERNAME)
     if ctx.principal.role == "client":
         # After a takeover, a client's contacts add more contacts of their own client.
         if role != "client":
