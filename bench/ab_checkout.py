@@ -117,6 +117,10 @@ def main() -> None:
                 targets.append(target)
         bc._drive_in_turn(targets, args)
         results = {(t.label, t.workers): summary(t, args.slice_seconds) for t in targets}
+        for t in targets:  # before the databases are dropped: what a refused request was
+            if results[(t.label, t.workers)]["errors"]:
+                refused = bc.refusals(t.env["CUSTODY_DATABASE_URL"])
+                print(f"{t.label} workers={t.workers}: refusals logged {refused}", file=sys.stderr)
     rev = args.against
     print(
         f"# ab_checkout {engine}: this checkout against {rev}  clients={args.clients}  "

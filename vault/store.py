@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -67,7 +68,9 @@ class Store:
         if self.writer is None and dialect in ("sqlite", "postgresql"):
             # SQLite's processes hand its single write lock to each other through a flock
             lock_path = db.sqlite_lock_path(self.engine) if dialect == "sqlite" else None
-            self.writer = GroupWriter(self.engine, lock_path, append_events=auditlog.append)
+            # On PostgreSQL the append commits the batch in the round trip of its last writes.
+            append = functools.partial(auditlog.append, commit=True)
+            self.writer = GroupWriter(self.engine, lock_path, append_events=append)
 
     @classmethod
     def open(cls, settings: Settings) -> Store:

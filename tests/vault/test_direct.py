@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from tests.conftest import Vault
-from vault.db.direct import DirectStatement
+from vault.db.direct import DirectStatement, pipelined
 from vault.db.models import Lease, Secret
 from vault.db.writer import GroupWriter
 from vault.services import clients, secrets
@@ -131,6 +131,48 @@ def test_statements_of_a_connection_share_one_cursor_until_one_fails(
         with conn.begin():
             assert title.all(conn, {"id": secret_id})[0].title == "Router"
             assert conn.connection.info[_CURSOR][1] is not first
+
+
+def _lease_ids(vault: Vault) -> set[str]:
+    with vault.store.engine.connect() as conn:
+        return set(conn.execute(select(LEASES.c.id)).scalars())
+
+
+def test_a_committing_pipeline_keeps_all_its_writes_and_leaves_the_caller_nothing_to_commit(
+    vault: Vault, secret_id: str
+) -> None:
+    """``pipelined(conn, commit=True)``: on PostgreSQL the block's statements and the COMMIT go
+    in one round trip; on SQLite they run one by one and the caller commits. Either way the
+    caller's own commit afterwards ends the transaction with every write kept."""
+    write = DirectStatement(insert(LEASES).values({c: bindparam(c) for c in _lease("", "", "")}))
+    with vault.store.engine.connect() as conn:
+        conn.begin()
+        client_id = conn.execute(select(SECRETS.c.client_id)).scalar_one()
+        with pipelined(conn, commit=True):
+            write.rowcount(conn, _lease(secret_id, client_id, "lease-1"))
+            write.run_many(conn, [_lease(secret_id, client_id, f"lease-{i}") for i in (2, 3)])
+        if vault.store.engine.dialect.name == "postgresql":
+            assert int(conn.connection.driver_connection.info.transaction_status) == 0  # idle
+        conn.commit()
+    assert _lease_ids(vault) == {"lease-1", "lease-2", "lease-3"}
+
+
+def test_a_statement_that_fails_in_a_pipeline_fails_it_and_nothing_after_it_runs(
+    vault: Vault, secret_id: str
+) -> None:
+    write = DirectStatement(insert(LEASES).values({c: bindparam(c) for c in _lease("", "", "")}))
+    with vault.store.engine.connect() as conn:
+        conn.begin()
+        client_id = conn.execute(select(SECRETS.c.client_id)).scalar_one()
+        with pytest.raises(IntegrityError), pipelined(conn, commit=True):
+            write.rowcount(conn, _lease(secret_id, client_id, "lease-1"))
+            write.rowcount(conn, _lease(secret_id, client_id, "lease-1"))  # the same key again
+            write.rowcount(conn, _lease(secret_id, client_id, "lease-2"))
+        conn.rollback()
+        assert _lease_ids(vault) == set()  # nothing committed: not the first, not the third
+        with conn.begin():  # and the connection goes on
+            write.rowcount(conn, _lease(secret_id, client_id, "lease-4"))
+    assert _lease_ids(vault) == {"lease-4"}
 
 
 def test_a_failed_unit_of_work_keeps_none_of_its_writes(vault: Vault, secret_id: str) -> None:

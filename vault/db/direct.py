@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import weakref
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
@@ -252,6 +254,33 @@ def _failed(conn: Connection, exc: Exception, sql: str, values: Any, cursor: Any
     first, and the connection's next statement makes a new one."""
     conn.connection.info.pop(_CURSOR, None)
     conn._handle_dbapi_exception(exc, sql, values, cursor, None)
+
+
+@contextmanager
+def pipelined(conn: Connection, *, commit: bool = False) -> Iterator[None]:
+    """PostgreSQL: the direct statements run in the block are sent together and their results
+    read once at its end - one round trip for all of them (psycopg's pipeline mode) - and,
+    with ``commit``, the transaction's COMMIT goes in the same round trip. Results are not
+    there to read inside the block: for statements whose outcome nobody checks (inserts, an
+    update of a row already locked). If one fails, the ones after it (the COMMIT too) are not
+    run, and the failure is raised as SQLAlchemy's when the block ends. The caller's own
+    commit after a committing block finds nothing left to do (psycopg sends nothing when no
+    transaction is open). SQLite: the statements run one by one as they come, and the caller
+    commits."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    driver = conn.connection.driver_connection
+    cursor = _cursor(conn)
+    try:
+        with driver.pipeline():  # type: ignore[union-attr]
+            yield
+            if commit:
+                driver.commit()  # type: ignore[union-attr]
+    except DBAPIError:
+        raise  # a statement's own failure, already raised through SQLAlchemy's handler
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy's handler re-raises it
+        _failed(conn, exc, "-- pipeline", (), cursor)
 
 
 def transaction_alive(conn: Connection) -> bool:

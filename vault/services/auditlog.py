@@ -45,7 +45,7 @@ from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from vault.db.direct import DirectStatement, transaction_alive
+from vault.db.direct import DirectStatement, pipelined, transaction_alive
 from vault.db.models import AuditEvent, LogCheckpoint, LogNode, LogState, VaultKey
 from vault.errors import Forbidden, InvalidInput, NotFound, Sealed, StorageError
 from vault.keys import KeyRing
@@ -112,7 +112,9 @@ _last_head: weakref.WeakKeyDictionary[Engine, tuple[bytes, merkle.CompactRange]]
 _moved_by_others: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
 
 
-def append(session: Session | Connection, events: Sequence[Mapping[str, Any]]) -> int:
+def append(
+    session: Session | Connection, events: Sequence[Mapping[str, Any]], *, commit: bool = False
+) -> int:
     """Append ``events`` (audit columns) as the next leaves; returns the new tree size.
 
     One statement moves the head in the common case: an UPDATE conditional on the head being
@@ -124,6 +126,11 @@ def append(session: Session | Connection, events: Sequence[Mapping[str, Any]]) -
     way the head row is locked until commit, so concurrent appends queue. The common path's
     statements run on the driver (vault/db/direct.py): through SQLAlchemy each cost about 25 us
     of CPU, most of an append, on a path SQLite's single writer runs one at a time.
+
+    On PostgreSQL, once the head has moved (or is locked), the writes that follow go in one
+    round trip - and with ``commit``, the transaction's COMMIT with them (the group commit's
+    batches: the head row stays locked, for other processes' batches, one round trip instead
+    of three or four). SQLite has no round trips: there the caller commits.
     """
     if not events:
         return -1
@@ -163,19 +170,22 @@ def append(session: Session | Connection, events: Sequence[Mapping[str, Any]]) -
             _moved_by_others[engine] = head_row.compact != cached[0]
         rows, nodes = _make_leaves(compact, events)
         new = compact.to_bytes()
-        if len(rows) == 1 and conn.dialect.name == "postgresql":
-            # The head is locked: the conditional move cannot miss; one round trip for both.
-            row = {name: rows[0].get(name) for name in _EVENT_ROW}
-            head = {"old": head_row.compact, "size": compact.size, "new": new}
-            if _MOVE_HEAD_AND_INSERT.first(conn, {**head, **row}) is None:
-                raise LogError("the log head changed while locked")
-            inserted = True
-        else:
-            _SET_HEAD.rowcount(conn, {"size": compact.size, "new": new})
-    if not inserted:
-        _INSERT_EVENTS.run_many(conn, rows)
-    if nodes:
-        _INSERT_NODES.run_many(conn, nodes)
+        if conn.dialect.name == "postgresql":
+            # The head is locked: its move cannot miss, and nothing needs an answer before the
+            # end - the move, the rows and the COMMIT in one round trip.
+            with pipelined(conn, commit=commit):
+                _SET_HEAD.rowcount(conn, {"size": compact.size, "new": new})
+                _INSERT_EVENTS.run_many(conn, rows)
+                if nodes:
+                    _INSERT_NODES.run_many(conn, nodes)
+            _last_head[engine] = (new, compact)
+            return compact.size
+        _SET_HEAD.rowcount(conn, {"size": compact.size, "new": new})
+    with pipelined(conn, commit=commit):
+        if not inserted:
+            _INSERT_EVENTS.run_many(conn, rows)
+        if nodes:
+            _INSERT_NODES.run_many(conn, nodes)
     _last_head[engine] = (new, compact)
     return compact.size
 
