@@ -156,7 +156,9 @@ def checkout(
         )
         written = found is not None and found.written
     if found is None or not ctx.principal.sees(found.client_id):
-        found = _find_current(ctx, conn, client_name, title)  # NotFound unless on SQLite
+        # The lookup on its own (SQLite, the local operator), or the refusal - NotFound, as
+        # for a stranger - of a secret the statement did not find or may not show.
+        found = _find_current(ctx, conn, client_name, title)
     limit = timedelta(seconds=found.max_lease_seconds) if found.max_lease_seconds else MAX_LEASE
     if ttl <= timedelta(0) or ttl > limit:
         raise InvalidInput(
