@@ -170,18 +170,11 @@ def append(
             _moved_by_others[engine] = head_row.compact != cached[0]
         rows, nodes = _make_leaves(compact, events)
         new = compact.to_bytes()
-        if conn.dialect.name == "postgresql":
-            # The head is locked: its move cannot miss, and nothing needs an answer before the
-            # end - the move, the rows and the COMMIT in one round trip.
-            with pipelined(conn, commit=commit):
-                _SET_HEAD.rowcount(conn, {"size": compact.size, "new": new})
-                _INSERT_EVENTS.run_many(conn, rows)
-                if nodes:
-                    _INSERT_NODES.run_many(conn, nodes)
-            _last_head[engine] = (new, compact)
-            return compact.size
-        _SET_HEAD.rowcount(conn, {"size": compact.size, "new": new})
+    # From here nothing needs an answer before the end: the head is moved already or locked
+    # (its move cannot miss), so on PostgreSQL the rest and the COMMIT go in one round trip.
     with pipelined(conn, commit=commit):
+        if not moved:
+            _SET_HEAD.rowcount(conn, {"size": compact.size, "new": new})
         if not inserted:
             _INSERT_EVENTS.run_many(conn, rows)
         if nodes:

@@ -140,7 +140,7 @@ def checkout(
             {
                 **_find_params(client_name, title),
                 "every_client": ctx.principal.clients is None,
-                "visible": sorted(ctx.principal.clients or ()),
+                "visible": list(ctx.principal.clients or ()),
                 "ttl_seconds": ttl.total_seconds(),
                 "default_limit": MAX_LEASE.total_seconds(),
                 "id": lease_id,
